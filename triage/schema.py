@@ -1,0 +1,389 @@
+"""The letter schema, defined once.
+
+Everything that crosses a boundary (a clerk's export, a training file, the scorer's
+output, the review database) is described here: input columns and their Chinese /
+English header aliases, the classifier heads and their label sets, and the output
+fields with their Chinese display names.  Every reader validates against these
+definitions and every error names the file, the row and the column.
+"""
+
+from __future__ import annotations
+
+import tomllib
+import unicodedata
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import pandas as pd
+
+# --------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------
+
+
+class SchemaError(ValueError):
+    """Input does not match the schema.
+
+    ``expected`` and ``found`` say what was wanted and what was seen; ``source``,
+    ``row`` (1-based, as a clerk counts rows in Excel, header = row 1) and ``column``
+    locate the problem.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str | None = None,
+        row: int | None = None,
+        column: str | None = None,
+        expected: str | None = None,
+        found: str | None = None,
+    ) -> None:
+        self.message = message
+        self.source = source
+        self.row = row
+        self.column = column
+        self.expected = expected
+        self.found = found
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:  # noqa: D401 - a message, not a description
+        where = []
+        if self.source:
+            where.append(f"文件 {self.source}")
+        if self.row is not None:
+            where.append(f"第 {self.row} 行")
+        if self.column:
+            where.append(f"列 “{self.column}”")
+        parts = [("，".join(where) + "：") if where else "", self.message]
+        if self.expected is not None:
+            parts.append(f"；应为：{self.expected}")
+        if self.found is not None:
+            parts.append(f"；实际：{self.found}")
+        return "".join(parts)
+
+
+# --------------------------------------------------------------------------------------
+# Input columns
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InputField:
+    name: str  # canonical English name, used in code and CSV output
+    display: str  # Chinese display name, used in the clerk workbook
+    aliases: tuple[str, ...]  # accepted headers (Chinese and English), matched loosely
+    kind: str = "text"  # text | date | int
+
+
+INPUT_FIELDS: tuple[InputField, ...] = (
+    InputField("id", "编号", ("编号", "信访件编号", "留言编号", "信访编号", "件号", "id", "letter_id")),
+    InputField("title", "标题", ("标题", "留言主题", "主题", "title", "subject")),
+    InputField(
+        "text",
+        "内容",
+        ("内容", "信访内容", "留言详情", "诉求内容", "留言内容", "来信内容", "正文", "text", "body", "content"),
+    ),
+    InputField("received_at", "来信日期", ("来信日期", "登记日期", "留言时间", "来访日期", "受理日期", "received_at", "date", "time"), "date"),
+    InputField("channel", "信访形式", ("信访形式", "渠道", "来源渠道", "channel")),
+    InputField("petitioner", "信访人", ("信访人", "姓名", "留言用户", "petitioner", "name")),
+    InputField("id_number", "证件号码", ("证件号码", "身份证号", "身份证号码", "id_number")),
+    InputField("phone", "联系电话", ("联系电话", "电话", "手机", "phone")),
+    InputField("address", "地址", ("地址", "住址", "通讯地址", "address")),
+    InputField("num_people", "人数", ("人数", "来访人数", "num_people"), "int"),
+)
+INPUT_BY_NAME: dict[str, InputField] = {f.name: f for f in INPUT_FIELDS}
+#: At least one of these must be present as a column, and a row needs one of them non-empty.
+TEXT_FIELDS: tuple[str, ...] = ("title", "text")
+#: Personal data columns: masked in every export and log unless explicitly unmasked.
+PII_FIELDS: tuple[str, ...] = ("id_number", "phone", "petitioner", "address")
+CHANNELS: tuple[str, ...] = ("来信", "来访", "网上", "电话")
+#: A letter longer than this is truncated for scoring (the full text is kept in the output).
+MAX_TEXT_CHARS = 20_000
+
+
+def _header_key(header: object) -> str:
+    """Loose header comparison: NFKC, no spaces, no trailing colon or asterisk, lower case."""
+    s = unicodedata.normalize("NFKC", str(header)).strip().lower()
+    for ch in " \t\r\n*:：_":
+        s = s.replace(ch, "")
+    return s
+
+
+_ALIAS_INDEX: dict[str, str] = {}
+for _f in INPUT_FIELDS:
+    for _a in (_f.name, *_f.aliases):
+        _ALIAS_INDEX[_header_key(_a)] = _f.name
+
+
+def canonical_column(header: object) -> str | None:
+    """The canonical input field a header stands for, or None for a pass-through column."""
+    return _ALIAS_INDEX.get(_header_key(header))
+
+
+# --------------------------------------------------------------------------------------
+# Heads and label sets
+# --------------------------------------------------------------------------------------
+
+TRACK_LITIGATION = "涉法涉诉"
+TRACK_ORDINARY = "普通信访"
+TRACK_LABELS: tuple[str, ...] = (TRACK_LITIGATION, TRACK_ORDINARY)
+
+#: Legal channel for 涉法涉诉 letters, with the guidance a clerk gives the petitioner.
+ROUTE_GUIDANCE: dict[str, str] = {
+    "诉讼": "属民事等争议，引导向有管辖权的人民法院提起诉讼",
+    "执行": "已有生效法律文书，引导向作出裁判的人民法院申请强制执行或反映执行问题",
+    "申诉再审": "对生效裁判不服，引导依法向人民法院申请再审或向人民检察院申请监督",
+    "仲裁": "属劳动人事争议，引导向劳动人事争议仲裁委员会申请仲裁或对裁决依法起诉",
+    "行政复议诉讼": "对行政行为不服，引导依法申请行政复议或提起行政诉讼",
+    "公安检察": "属刑事或治安案件办理问题，引导向公安机关报案、控告或向人民检察院申请监督",
+}
+ROUTE_LABELS: tuple[str, ...] = tuple(ROUTE_GUIDANCE)
+
+RISK_LABELS: tuple[str, ...] = ("低", "中", "高")
+RISK_REASONS: tuple[str, ...] = ("越级进京", "集体行动", "极端言行", "重复长期", "群体利益", "媒体曝光", "情绪激烈")
+
+#: Where the default county taxonomy lives; a bureau edits this file for its own county.
+DEFAULT_TAXONOMY = Path(__file__).resolve().parent.parent / "data" / "taxonomy.toml"
+
+
+@dataclass(frozen=True)
+class Department:
+    name: str
+    full_name: str
+    remit: str
+    categories: tuple[str, ...]
+
+
+@lru_cache(maxsize=8)
+def load_taxonomy(path: str | Path | None = None) -> tuple[Department, ...]:
+    """Read the county's departments (``[[department]]`` tables) from a TOML file."""
+    path = Path(path) if path else DEFAULT_TAXONOMY
+    try:
+        with open(path, "rb") as fh:
+            raw = tomllib.load(fh)
+    except FileNotFoundError:
+        raise SchemaError("找不到部门分类文件", source=str(path), expected="一个 TOML 文件") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SchemaError(f"部门分类文件格式错误（{exc}）", source=str(path)) from None
+    out = []
+    for i, d in enumerate(raw.get("department", []), 1):
+        missing = [k for k in ("name", "remit", "categories") if k not in d]
+        if missing:
+            raise SchemaError(
+                f"第 {i} 个 [[department]] 缺少字段", source=str(path), expected="name, remit, categories", found=", ".join(sorted(d))
+            )
+        out.append(Department(d["name"], d.get("full_name", d["name"]), d["remit"], tuple(d["categories"])))
+    names = [d.name for d in out]
+    if len(set(names)) != len(names) or len(out) < 2:
+        raise SchemaError("部门名称必须唯一且至少两个", source=str(path), found=", ".join(names))
+    return tuple(out)
+
+
+def department_labels(taxonomy: str | Path | None = None) -> tuple[str, ...]:
+    return tuple(d.name for d in load_taxonomy(taxonomy))
+
+
+@dataclass(frozen=True)
+class Head:
+    """One classifier head: a labelled column and its closed label set."""
+
+    name: str
+    display: str
+    labels: tuple[str, ...]
+    #: only letters whose ``track`` is 涉法涉诉 carry this head's label
+    only_for_litigation: bool = False
+    description: str = ""
+
+
+def default_heads(taxonomy: str | Path | None = None) -> dict[str, Head]:
+    return {
+        "track": Head("track", "办理类别", TRACK_LABELS, description="诉访分离：涉法涉诉或普通信访"),
+        "route": Head("route", "法律途径", ROUTE_LABELS, True, "涉法涉诉件应引导的法定途径"),
+        "department": Head("department", "责任单位", department_labels(taxonomy), description="责任单位"),
+        "risk": Head("risk", "风险等级", RISK_LABELS, description="越级、集体、极端、重复信访的风险"),
+    }
+
+
+def validate_labels(
+    values: Iterable[object], head: Head, *, source: str | None = None, column: str | None = None, first_row: int = 2
+) -> list[str | None]:
+    """Check each label against the head's set; blanks become None. Raises on the first unknown label."""
+    allowed = set(head.labels)
+    out: list[str | None] = []
+    for i, v in enumerate(values):
+        if v is None or (isinstance(v, float) and pd.isna(v)) or str(v).strip() == "":
+            out.append(None)
+            continue
+        s = str(v).strip()
+        if s not in allowed:
+            raise SchemaError(
+                f"“{head.name}”标签不在标签集中",
+                source=source,
+                row=first_row + i,
+                column=column or head.name,
+                expected=" / ".join(head.labels),
+                found=s,
+            )
+        out.append(s)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Output fields
+# --------------------------------------------------------------------------------------
+
+#: Scorer output fields (English name -> Chinese display name), one-to-one, in workbook order.
+OUTPUT_FIELDS: dict[str, str] = {
+    "track": "办理类别",
+    "track_confidence": "类别置信度",
+    "route": "法律途径",
+    "route_guidance": "引导意见",
+    "department": "责任单位",
+    "department_confidence": "单位置信度",
+    "department_alternatives": "备选单位",
+    "risk": "风险等级",
+    "risk_score": "风险分值",
+    "risk_reasons": "风险原因",
+    "evidence": "依据词语",
+    "needs_review": "需复核",
+    "accept_by": "受理告知期限",
+    "model_version": "模型版本",
+    "error": "错误",
+}
+#: Label columns of a training file (the synthetic corpus writes these).
+LABEL_FIELDS: dict[str, str] = {
+    "track": "办理类别",
+    "route": "法律途径",
+    "department": "责任单位",
+    "risk": "风险等级",
+    "risk_reasons": "风险原因",
+}
+
+
+def display_name(field_name: str) -> str:
+    """Chinese display name for any input or output field; unknown columns pass through."""
+    if field_name in OUTPUT_FIELDS:
+        return OUTPUT_FIELDS[field_name]
+    if field_name in INPUT_BY_NAME:
+        return INPUT_BY_NAME[field_name].display
+    return field_name
+
+
+_DISPLAY_TO_NAME = {v: k for k, v in OUTPUT_FIELDS.items()} | {f.display: f.name for f in INPUT_FIELDS}
+assert len(set(OUTPUT_FIELDS.values())) == len(OUTPUT_FIELDS), "display names must be one-to-one"
+
+
+def field_from_display(display: str) -> str:
+    return _DISPLAY_TO_NAME.get(display, display)
+
+
+# --------------------------------------------------------------------------------------
+# Validating a table
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class ValidationReport:
+    source: str
+    rows: int = 0
+    column_map: dict[str, str] = field(default_factory=dict)  # original header -> canonical
+    passthrough: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    #: row index (0-based in the frame) -> problem, for rows that cannot be scored
+    row_errors: dict[int, str] = field(default_factory=dict)
+
+
+def _accepted_aliases() -> str:
+    return "；".join(f"{f.name}: {'/'.join(f.aliases)}" for f in INPUT_FIELDS if f.name in TEXT_FIELDS)
+
+
+def validate_frame(df: pd.DataFrame, source: str, *, header_row: int = 1) -> tuple[pd.DataFrame, ValidationReport]:
+    """Map headers onto the schema and check every row; never drops a row.
+
+    Returns a frame whose known columns carry canonical names (unknown columns pass through
+    untouched) and a report.  Rows that cannot be scored (no title and no text) are kept and
+    listed in ``report.row_errors``; a table without any text column raises ``SchemaError``.
+    """
+    report = ValidationReport(source=source, rows=len(df))
+    rename: dict[str, str] = {}
+    seen: dict[str, str] = {}
+    for col in df.columns:
+        canon = canonical_column(col)
+        if canon is None:
+            report.passthrough.append(str(col))
+            continue
+        if canon in seen:
+            report.warnings.append(f"列“{col}”与列“{seen[canon]}”都对应 {canon}，只使用“{seen[canon]}”，“{col}”原样保留")
+            report.passthrough.append(str(col))
+            continue
+        seen[canon] = str(col)
+        rename[col] = canon
+    report.column_map = {str(k): v for k, v in rename.items()}
+    if not any(t in seen for t in TEXT_FIELDS):
+        raise SchemaError(
+            "缺少信访内容列",
+            source=source,
+            expected=_accepted_aliases(),
+            found="、".join(str(c) for c in df.columns) or "（没有列）",
+        )
+    out = df.rename(columns=rename).copy()
+    for t in TEXT_FIELDS:
+        if t not in out.columns:
+            out[t] = ""
+    for name in ("title", "text", "id", "channel", "petitioner", "id_number", "phone", "address"):
+        if name in out.columns:
+            out[name] = out[name].map(_cell_to_str)
+    if "id" not in out.columns:
+        out["id"] = [f"ROW{header_row + i + 1:06d}" for i in range(len(out))]
+        report.warnings.append("没有编号列，已按行号生成编号")
+    else:
+        blank = out["id"] == ""
+        if blank.any():
+            out.loc[blank, "id"] = [f"ROW{header_row + i + 1:06d}" for i in out.index[blank]]
+            report.warnings.append(f"{int(blank.sum())} 行编号为空，已按行号生成")
+        dup = out["id"].duplicated(keep=False)
+        if dup.any():
+            for i in out.index[dup]:
+                report.warnings.append(f"文件 {source}，第 {header_row + i + 1} 行，列 “{seen.get('id', 'id')}”：编号重复（{out.at[i, 'id']}）")
+    if "received_at" in out.columns:
+        parsed = pd.to_datetime(out["received_at"], errors="coerce", format="mixed")
+        bad = parsed.isna() & out["received_at"].map(lambda v: _cell_to_str(v) != "")
+        for i in out.index[bad]:
+            report.warnings.append(
+                f"文件 {source}，第 {header_row + i + 1} 行，列 “{seen['received_at']}”：日期无法识别（{out.at[i, 'received_at']}），应为 2026-11-26 之类的日期"
+            )
+        out["received_at"] = parsed
+    if "num_people" in out.columns:
+        nums = pd.to_numeric(out["num_people"], errors="coerce")
+        bad = nums.isna() & out["num_people"].map(lambda v: _cell_to_str(v) != "")
+        for i in out.index[bad]:
+            report.warnings.append(f"文件 {source}，第 {header_row + i + 1} 行，列 “{seen['num_people']}”：人数应为整数，实际为 {out.at[i, 'num_people']}")
+        out["num_people"] = nums.astype("Int64")
+    empty = (out["title"].str.strip() == "") & (out["text"].str.strip() == "")
+    for i in out.index[empty]:
+        report.row_errors[int(i)] = f"第 {header_row + i + 1} 行：标题和内容都为空，无法分拣"
+    return out, report
+
+
+def _cell_to_str(v: object) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        if pd.isna(v):
+            return ""
+        if v.is_integer():
+            return str(int(v))
+    if v is pd.NA or v is pd.NaT:
+        return ""
+    return str(v)
+
+
+def letter_text(title: str, text: str) -> str:
+    """The text a model reads: title and body, joined."""
+    title, text = (title or "").strip(), (text or "").strip()
+    if title and text:
+        return f"{title}。{text}"
+    return title or text
