@@ -1,0 +1,93 @@
+import pytest
+
+from triage.normalize import (
+    id_number_checksum_ok,
+    luhn_ok,
+    mask_field,
+    mask_pii,
+    normalize_text,
+)
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("ＡＢＣ１２３", "ABC123"),  # full width to half width
+        ("你好&nbsp;世界", "你好 世界"),
+        ("第一段_x000D_第二段", "第一段\n第二段"),
+        ("一<br/>二<p>三</p>", "一\n二\n三"),
+        ("&amp;nbsp;双重转义", "双重转义"),
+        ("  多个   空格\t和\u3000全角空格 ", "多个 空格 和 全角空格"),
+        ("太过分了！！！！！！", "太过分了!!!"),
+        ("怎么办？？！？！？", "怎么办??!"),
+        ("。。。。。。", "。。。"),
+        ("\n\n\n段落\n\n\n段落\n", "段落\n段落"),
+        ("零宽\u200b字符\ufeff", "零宽字符"),
+        ("", ""),
+        (None, ""),
+        ("正常的一句话，不变。", "正常的一句话,不变。"),
+    ],
+)
+def test_normalize_text(raw, expected):
+    assert normalize_text(raw) == expected
+
+
+def _make_id(body17: str) -> str:
+    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+    return body17 + "10X98765432"[sum(int(c) * w for c, w in zip(body17, weights)) % 11]
+
+
+VALID_ID = _make_id("33010619850312123")
+VALID_ID_X = "11010519491231002X"
+
+
+def test_id_checksum():
+    assert id_number_checksum_ok(VALID_ID)
+    assert id_number_checksum_ok(VALID_ID_X)
+    bad = VALID_ID[:17] + ("0" if VALID_ID[17] != "0" else "1")
+    assert not id_number_checksum_ok(bad)
+    assert not id_number_checksum_ok("123456789012345678")  # random digits, wrong check digit
+    assert not id_number_checksum_ok("1234")
+
+
+def test_luhn():
+    assert luhn_ok("4111111111111111")
+    assert not luhn_ok("4111111111111112")
+
+
+@pytest.mark.parametrize(
+    "raw, must_not_contain, must_contain",
+    [
+        (f"我的身份证号{VALID_ID}，请核实", VALID_ID, VALID_ID[:4] + "*" * 12),
+        (f"身份证{VALID_ID_X}", VALID_ID_X, "1101"),
+        ("电话13812345678联系", "13812345678", "138****5678"),
+        ("电话 +86 138-1234-5678", "1234-5678", "138****5678"),
+        ("座机0571-88886666", "88886666", "0571-"),
+        ("银行卡号4111111111111111被扣款", "4111111111111111", "4111********1111"),
+        ("邮箱 zhangsan@example.com", "zhangsan@", "z***@example.com"),
+    ],
+)
+def test_mask_pii_masks(raw, must_not_contain, must_contain):
+    masked = mask_pii(raw)
+    assert must_not_contain not in masked
+    assert must_contain in masked
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "订单号123456789012345678不是身份证",  # 18 digits, invalid checksum
+        "卡号4111111111111112不过Luhn",  # 16 digits, fails Luhn (not a mobile either)
+        "2026年11月26日来信，金额35000元",
+    ],
+)
+def test_mask_pii_leaves_non_pii(raw):
+    assert mask_pii(raw) == raw
+
+
+def test_mask_field():
+    assert mask_field("id_number", VALID_ID) == VALID_ID[:4] + "*" * 12 + VALID_ID[-2:]
+    assert mask_field("phone", "13812345678") == "138****5678"
+    assert mask_field("petitioner", "张三丰") == "张**"
+    assert "12" not in mask_field("address", "青川县城关镇人民路12号")
+    assert mask_field("phone", "") == ""
