@@ -240,6 +240,7 @@ OUTPUT_FIELDS: dict[str, str] = {
     "track": "办理类别",
     "track_confidence": "类别置信度",
     "route": "法律途径",
+    "route_confidence": "途径置信度",
     "route_guidance": "引导意见",
     "department": "责任单位",
     "department_confidence": "单位置信度",
@@ -248,6 +249,7 @@ OUTPUT_FIELDS: dict[str, str] = {
     "risk_score": "风险分值",
     "risk_reasons": "风险原因",
     "evidence": "依据词语",
+    "alternatives": "各项备选",
     "needs_review": "需复核",
     "accept_by": "受理告知期限",
     "model_version": "模型版本",
@@ -337,7 +339,7 @@ def validate_frame(df: pd.DataFrame, source: str, *, header_row: int = 1) -> tup
         if name in out.columns:
             out[name] = out[name].map(_cell_to_str)
     if "id" not in out.columns:
-        out["id"] = [f"ROW{header_row + i + 1:06d}" for i in range(len(out))]
+        out["id"] = [f"ROW{header_row + i + 1:06d}" for i in out.index]  # index = global row position (chunks)
         report.warnings.append("没有编号列，已按行号生成编号")
     else:
         blank = out["id"] == ""
