@@ -1,0 +1,185 @@
+"""Vectorizers built from configuration.
+
+``TextFeaturizer`` turns normalised letters into one sparse matrix: jieba word n-grams and
+character n-grams (TF-IDF, sublinear tf), plus a small dense block of explicit cues (legal
+procedure, escalation risk, passing mentions) and metadata (number of people, how often the
+same petitioner recurs).  The learned vocabularies are stored as two numpy string arrays and
+two idf arrays rather than as Python dicts: skops writes a dict of 100,000 terms as a huge
+JSON tree that loads slowly, whereas a numpy array is one compact ``.npy`` entry.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.utils.validation import check_is_fitted
+
+from .cues import find_cues, legal_groups, risk_groups
+from .tokenize import tokenize
+
+#: Columns a featurizer reads from a letters frame; only ``text`` is required.
+DOC_COLUMNS = ("text", "num_people", "recurrence")
+
+
+def as_docs(texts_or_frame) -> pd.DataFrame:
+    """Accept a list of strings or a frame with a ``text`` column; fill metadata defaults."""
+    if isinstance(texts_or_frame, pd.DataFrame):
+        df = texts_or_frame
+        if "text" not in df.columns:
+            raise ValueError(f"featurizer needs a 'text' column, found {list(df.columns)}")
+    else:
+        df = pd.DataFrame({"text": list(texts_or_frame)})
+    out = pd.DataFrame({"text": df["text"].fillna("").astype(str).to_numpy()})
+    for col in ("num_people", "recurrence"):
+        if col in df.columns:
+            out[col] = pd.to_numeric(df[col], errors="coerce").fillna(1).clip(lower=1).to_numpy(dtype=float)
+        else:
+            out[col] = 1.0
+    return out
+
+
+def cue_names() -> list[str]:
+    return (
+        [f"legal:{g}" for g in legal_groups()]
+        + ["legal:passing"]
+        + [f"risk:{g}" for g in risk_groups()]
+        + ["meta:log_people", "meta:many_people", "meta:log_recurrence", "meta:repeat"]
+    )
+
+
+def cue_matrix(docs: pd.DataFrame) -> np.ndarray:
+    """Dense cue and metadata block, one row per letter; values in [0, ~2]."""
+    legal, risk = legal_groups(), risk_groups()
+    out = np.zeros((len(docs), len(legal) + 1 + len(risk) + 4), dtype=np.float64)
+    for i, text in enumerate(docs["text"]):
+        for h in find_cues(text, "legal"):
+            out[i, legal.index(h.group)] += 1
+        out[i, len(legal)] = len(find_cues(text, "passing"))
+        for h in find_cues(text, "risk"):
+            out[i, len(legal) + 1 + risk.index(h.group)] += 1
+    np.minimum(out, 2.0, out=out)
+    base = len(legal) + 1 + len(risk)
+    people = docs["num_people"].to_numpy(dtype=float)
+    rec = docs["recurrence"].to_numpy(dtype=float)
+    out[:, base] = np.log1p(people - 1) / 2
+    out[:, base + 1] = (people >= 5).astype(float)
+    out[:, base + 2] = np.log1p(rec - 1) / 2
+    out[:, base + 3] = (rec >= 2).astype(float)
+    return out
+
+
+class TextFeaturizer(TransformerMixin, BaseEstimator):
+    """Word + character TF-IDF with a cue/metadata block.
+
+    Parameters are stored untouched by ``__init__``; everything learned ends in ``_``.
+    """
+
+    def __init__(
+        self,
+        word_ngram_range=(1, 2),
+        char_ngram_range=(1, 3),
+        max_word_features=60000,
+        max_char_features=60000,
+        min_df=2,
+        cue_weight=1.0,
+    ):
+        self.word_ngram_range = word_ngram_range
+        self.char_ngram_range = char_ngram_range
+        self.max_word_features = max_word_features
+        self.max_char_features = max_char_features
+        self.min_df = min_df
+        self.cue_weight = cue_weight
+
+    # -- fitting -----------------------------------------------------------------------
+    def _new_vectorizers(self):
+        word = TfidfVectorizer(
+            tokenizer=tokenize,
+            token_pattern=None,
+            lowercase=False,
+            ngram_range=tuple(self.word_ngram_range),
+            min_df=self.min_df,
+            max_features=self.max_word_features,
+            sublinear_tf=True,
+            dtype=np.float32,
+        )
+        char = TfidfVectorizer(
+            analyzer="char",
+            lowercase=False,
+            ngram_range=tuple(self.char_ngram_range),
+            min_df=self.min_df,
+            max_features=self.max_char_features,
+            sublinear_tf=True,
+            dtype=np.float32,
+        )
+        return word, char
+
+    def fit(self, X, y=None):
+        self.fit_transform(X)
+        return self
+
+    def fit_transform(self, X, y=None, **fit_params):
+        docs = as_docs(X)
+        word, char = self._new_vectorizers()
+        Xw = word.fit_transform(docs["text"])
+        Xc = char.fit_transform(docs["text"])
+        self.word_terms_ = _terms_array(word.vocabulary_)
+        self.word_idf_ = word.idf_.astype(np.float32)
+        self.char_terms_ = _terms_array(char.vocabulary_)
+        self.char_idf_ = char.idf_.astype(np.float32)
+        self.cue_names_ = np.array(cue_names())
+        self.n_features_out_ = len(self.word_terms_) + len(self.char_terms_) + len(self.cue_names_)
+        self._cache = (word, char)
+        return self._stack(Xw, Xc, docs)
+
+    # -- transforming ------------------------------------------------------------------
+    def _vectorizers(self):
+        check_is_fitted(self, "word_terms_")
+        cache = getattr(self, "_cache", None)
+        if cache is None:
+            word, char = self._new_vectorizers()
+            for vec, terms, idf in ((word, self.word_terms_, self.word_idf_), (char, self.char_terms_, self.char_idf_)):
+                vec.vocabulary_ = {str(t): i for i, t in enumerate(terms)}
+                vec.idf_ = idf.astype(np.float64)
+                vec.fixed_vocabulary_ = True
+            cache = self._cache = (word, char)
+        return cache
+
+    def transform(self, X):
+        word, char = self._vectorizers()
+        docs = as_docs(X)
+        return self._stack(word.transform(docs["text"]), char.transform(docs["text"]), docs)
+
+    def _stack(self, Xw, Xc, docs):
+        cues = sp.csr_matrix(cue_matrix(docs).astype(np.float32) * self.cue_weight)
+        return sp.hstack([Xw, Xc, cues], format="csr", dtype=np.float32)
+
+    # -- introspection -----------------------------------------------------------------
+    def get_feature_names_out(self, input_features=None):
+        check_is_fitted(self, "word_terms_")
+        return np.concatenate(
+            [np.char.add("w:", self.word_terms_), np.char.add("c:", self.char_terms_), np.char.add("x:", self.cue_names_)]
+        )
+
+    @property
+    def blocks_(self) -> dict[str, tuple[int, int]]:
+        """Column ranges of the word, char and cue blocks."""
+        nw, nc = len(self.word_terms_), len(self.char_terms_)
+        return {"word": (0, nw), "char": (nw, nw + nc), "cue": (nw + nc, nw + nc + len(self.cue_names_))}
+
+    def word_index(self) -> dict[str, int]:
+        return self._vectorizers()[0].vocabulary_
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_cache", None)
+        return state
+
+
+def _terms_array(vocabulary: dict[str, int]) -> np.ndarray:
+    terms = [""] * len(vocabulary)
+    for t, i in vocabulary.items():
+        terms[i] = t
+    return np.array(terms, dtype=str)

@@ -1,0 +1,185 @@
+"""The triage model: the configured heads over one backend.
+
+``TriageModel.fit(frame)`` learns ``track``, ``route`` (涉法涉诉 letters only), ``department``
+and ``risk`` (or any heads named in ``label_columns``); ``predict(frame)`` returns one row of
+scorer output fields per input row: suggestions, confidences, alternatives, the legal channel
+with its guidance, the risk score, level and reasons, and evidence spans into the original
+letter text.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from . import risk as risk_mod
+from .backends import backend_class
+from .normalize import normalize_text
+from .schema import MAX_TEXT_CHARS, ROUTE_GUIDANCE, TRACK_LITIGATION, letter_text
+
+DEFAULT_HEADS = ("track", "route", "department", "risk")
+
+
+def recurrence_counts(frame: pd.DataFrame) -> np.ndarray:
+    """How many letters in ``frame`` share this letter's id_number (or, without one, phone)."""
+    n = len(frame)
+    key = pd.Series([""] * n, index=frame.index, dtype=object)
+    for col in ("phone", "id_number"):  # id_number wins where present
+        if col in frame.columns:
+            vals = frame[col].fillna("").astype(str).str.strip()
+            key = key.where(vals == "", "%s:" % col + vals)
+    counts = key.map(key.value_counts()).astype(float)
+    counts[key == ""] = 1.0
+    return counts.to_numpy()
+
+
+def prepare_docs(frame: pd.DataFrame) -> pd.DataFrame:
+    """What a backend reads: normalised title + body (capped), number of people, recurrence."""
+    title = frame["title"] if "title" in frame.columns else pd.Series([""] * len(frame), index=frame.index)
+    body = frame["text"] if "text" in frame.columns else pd.Series([""] * len(frame), index=frame.index)
+    texts = [normalize_text(letter_text(str(t or ""), str(b or "")))[:MAX_TEXT_CHARS] for t, b in zip(title.fillna(""), body.fillna(""))]
+    people = pd.to_numeric(frame["num_people"], errors="coerce").fillna(1) if "num_people" in frame.columns else 1
+    rec = frame["recurrence"] if "recurrence" in frame.columns else recurrence_counts(frame)
+    return pd.DataFrame({"text": texts, "num_people": np.asarray(people, dtype=float) * np.ones(len(frame)), "recurrence": np.asarray(rec, dtype=float)})
+
+
+def locate_in_original(term: str, original: str, hint: int = 0) -> tuple[int, int] | None:
+    """Find ``term`` (normalised text) in the original body; character span or None."""
+    if not term or not original:
+        return None
+    # per-character NFKC keeps a 1:1 index map for the common full-width / half-width case
+    norm = "".join((unicodedata.normalize("NFKC", ch)[:1] or " ") for ch in original)
+    pos = norm.find(term, max(hint, 0))
+    if pos < 0:
+        pos = norm.find(term)
+    return (pos, pos + len(term)) if pos >= 0 else None
+
+
+class TriageModel(BaseEstimator):
+    """Heads from configuration over a versioned backend.
+
+    Parameters
+    ----------
+    backend : versioned backend name, e.g. ``tfidf-linear.v1``.
+    backend_params : keyword arguments for the backend.
+    label_columns : head -> label column of the training frame (default: head name).
+    risk_thresholds : {"medium": x, "high": y} on ``risk_score``.
+    review_threshold : a suggestion below this confidence sends the letter to 待复核.
+    """
+
+    def __init__(
+        self,
+        backend="tfidf-linear.v1",
+        backend_params=None,
+        label_columns=None,
+        risk_thresholds=None,
+        review_threshold=0.6,
+        evidence_k=5,
+    ):
+        self.backend = backend
+        self.backend_params = backend_params
+        self.label_columns = label_columns
+        self.risk_thresholds = risk_thresholds
+        self.review_threshold = review_threshold
+        self.evidence_k = evidence_k
+
+    def _label_columns(self) -> dict[str, str]:
+        return dict(self.label_columns) if self.label_columns else {h: h for h in DEFAULT_HEADS}
+
+    def training_targets(self, frame: pd.DataFrame) -> dict[str, list]:
+        cols = self._label_columns()
+        missing = [c for c in cols.values() if c not in frame.columns]
+        if missing:
+            raise ValueError(f"训练数据缺少标签列：{', '.join(missing)}；实际列：{', '.join(map(str, frame.columns))}")
+        y: dict[str, list] = {}
+        for head, col in cols.items():
+            vals = [None if (v is None or v != v or str(v).strip() == "") else str(v).strip() for v in frame[col]]
+            y[head] = vals
+        if "route" in y and "track" in y:  # route is a property of 涉法涉诉 letters only
+            y["route"] = [r if t == TRACK_LITIGATION else None for r, t in zip(y["route"], y["track"])]
+        return y
+
+    def fit(self, frame: pd.DataFrame, y: Mapping[str, list] | None = None):
+        docs = prepare_docs(frame)
+        targets = dict(y) if y is not None else self.training_targets(frame)
+        self.backend_ = backend_class(self.backend)(**(self.backend_params or {})).fit(docs, targets)
+        self.classes_ = {h: np.asarray(c) for h, c in self.backend_.classes_.items()}
+        self.heads_ = tuple(self.classes_)
+        return self
+
+    # ------------------------------------------------------------------------------------
+    def predict_proba(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        check_is_fitted(self, "backend_")
+        return self.backend_.predict_proba(prepare_docs(frame))
+
+    def predict(self, frame: pd.DataFrame, *, version: str = "") -> pd.DataFrame:
+        """One row of output fields per input row (same index)."""
+        check_is_fitted(self, "backend_")
+        docs = prepare_docs(frame)
+        if hasattr(self.backend_, "predict_proba_and_explain"):
+            proba, evidence = self.backend_.predict_proba_and_explain(docs, k=self.evidence_k)
+        else:
+            proba = self.backend_.predict_proba(docs)
+            labels = {h: self.classes_[h][np.argmax(p, axis=1)] for h, p in proba.items()}
+            evidence = self.backend_.explain(docs, labels, k=self.evidence_k)
+        bodies = frame["text"].fillna("").astype(str).tolist() if "text" in frame.columns else [""] * len(frame)
+        channels = frame["channel"].fillna("").astype(str).tolist() if "channel" in frame.columns else [""] * len(frame)
+        rows = []
+        for i in range(len(frame)):
+            rows.append(self._row(i, proba, evidence, docs, bodies[i], channels[i], version))
+        return pd.DataFrame(rows, index=frame.index)
+
+    def _row(self, i, proba, evidence, docs, body, channel, version) -> dict:
+        row: dict = {}
+        alts: dict[str, list] = {}
+        conf: dict[str, float] = {}
+        for head, p in proba.items():
+            order = np.argsort(-p[i], kind="stable")
+            classes = self.classes_[head]
+            row[head] = str(classes[order[0]])
+            conf[head] = float(p[i, order[0]])
+            alts[head] = [[str(classes[j]), round(float(p[i, j]), 4)] for j in order[1:4]]
+        if "track" in row:
+            row["track_confidence"] = round(conf["track"], 4)
+        lit = row.get("track") == TRACK_LITIGATION
+        if "route" in row:
+            route = row["route"]
+            row["route"] = route if lit else ""
+            row["route_confidence"] = round(conf["route"], 4) if lit else None
+            row["route_guidance"] = ROUTE_GUIDANCE.get(route, "") if lit else ""
+        if "department" in row:
+            row["department_confidence"] = round(conf["department"], 4)
+            row["department_alternatives"] = json.dumps(alts["department"], ensure_ascii=False)
+        if "risk" in proba:
+            a = risk_mod.assess(
+                proba["risk"][i],
+                self.classes_["risk"],
+                docs.at[i, "text"],
+                num_people=docs.at[i, "num_people"],
+                recurrence=docs.at[i, "recurrence"],
+                channel=channel,
+                thresholds=self.risk_thresholds,
+            )
+            row["risk"], row["risk_score"], row["risk_reasons"] = a.level, a.score, "|".join(a.reasons)
+        spans: dict[str, list] = {}
+        for head, per_letter in evidence.items():
+            if head == "route" and not lit:
+                continue
+            out = []
+            for ev in per_letter[i]:
+                loc = locate_in_original(ev.term, body)
+                if loc:
+                    out.append([loc[0], loc[1], body[loc[0] : loc[1]]])
+            spans[head] = out
+        row["evidence"] = json.dumps(spans, ensure_ascii=False)
+        row["alternatives"] = json.dumps({h: a for h, a in alts.items() if not (h == "route" and not lit)}, ensure_ascii=False)
+        low = [h for h, c in conf.items() if c < self.review_threshold and not (h == "route" and not lit)]
+        row["needs_review"] = bool(low) or row.get("risk") == "高"
+        row["model_version"] = version
+        return row
