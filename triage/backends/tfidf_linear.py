@@ -158,7 +158,10 @@ class TfidfLinearBackend(Backend):
             spans: list[tuple[int, int, int, str]] = []  # (feature, start, end, term)
             for n in range(nmin, nmax + 1):
                 for j in range(len(toks) - n + 1):
-                    gram = " ".join(t[0] for t in toks[j : j + n])
+                    window = toks[j : j + n]
+                    if any(not t[0].isalnum() for t in window) or (n == 1 and len(window[0][0]) < 2):
+                        continue  # punctuation and single characters make poor highlights
+                    gram = " ".join(t[0] for t in window)
                     f = word_index.get(gram)
                     if f is not None and f in vals:
                         spans.append((w0 + f, toks[j][1], toks[j + n - 1][2], text[toks[j][1] : toks[j + n - 1][2]]))
