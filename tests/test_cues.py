@@ -1,0 +1,58 @@
+import pytest
+
+from triage.cues import find_cues
+
+
+def groups(text, family="risk"):
+    return {h.group for h in find_cues(text, family)}
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("如果再不解决，我就去北京上访", {"越级进京"}),
+        ("准备到省里上访讨个说法", {"越级进京"}),
+        ("我们组织了五十多名工人到县政府门口拉横幅", {"集体行动", "群体利益"}),
+        ("实在没办法只能跳楼了", {"极端言行"}),
+        ("多次反映至今未解决", {"重复长期"}),
+        ("要把这件事发到抖音上曝光", {"媒体曝光"}),
+        ("我们已经走投无路", {"情绪激烈"}),
+    ],
+)
+def test_risk_cues_found(text, expected):
+    assert expected <= groups(text)
+
+
+@pytest.mark.parametrize(
+    "text, absent",
+    [
+        ("周末带孩子去游乐园坐了跳楼机", "极端言行"),
+        ("儿子在北京打工，家里老人没人照顾", "越级进京"),
+        ("进京看病需要转诊手续", "越级进京"),
+        ("村集体经济收入分配不公开", "集体行动"),
+        ("集体土地被占用", "集体行动"),
+    ],
+)
+def test_risk_cue_false_hits_guarded(text, absent):
+    assert absent not in groups(text)
+
+
+@pytest.mark.parametrize(
+    "text, route",
+    [
+        ("法院判决生效两年，对方拒不履行，申请强制执行没有结果", "执行"),
+        ("不服二审判决，申请再审", "申诉再审"),
+        ("劳动仲裁裁决公司支付工资", "仲裁"),
+        ("对行政处罚决定不服，申请行政复议", "行政复议诉讼"),
+        ("被网络诈骗，报案后派出所一直不立案", "公安检察"),
+        ("朋友借款不还，准备起诉", "诉讼"),
+    ],
+)
+def test_legal_cues(text, route):
+    assert route in groups(text, "legal")
+
+
+def test_spans_point_into_text():
+    text = "我们多次反映，准备集体上访，再不解决就喝农药"
+    for h in find_cues(text, "risk"):
+        assert text[h.start : h.end] == h.term

@@ -1,0 +1,130 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from _corpus import SMALL_FEATURES, corpus, small_model
+from triage.backends.tfidf_linear import LinearHead, OneClassError
+from triage.model import TriageModel, locate_in_original, recurrence_counts
+from triage.schema import OUTPUT_FIELDS, ROUTE_LABELS, TRACK_LITIGATION, default_heads
+
+pytestmark = pytest.mark.slow
+
+
+def test_init_only_stores_params_and_clone():
+    m = TriageModel(backend_params={"C": 0.3}, review_threshold=0.7)
+    assert m.get_params()["review_threshold"] == 0.7
+    c = clone(m)
+    assert c.get_params() == m.get_params()
+    assert not hasattr(c, "backend_")
+    assert not any(k.endswith("_") for k in vars(c))
+
+
+def test_unfitted_raises():
+    with pytest.raises(NotFittedError):
+        TriageModel().predict(pd.DataFrame({"text": ["你好"]}))
+
+
+def test_fit_returns_self_and_classes():
+    frame = corpus(300, 5)
+    m = TriageModel(backend_params=SMALL_FEATURES)
+    assert m.fit(frame) is m
+    assert set(m.classes_) == {"track", "route", "department", "risk"}
+    heads = default_heads()
+    for head, classes in m.classes_.items():
+        assert set(classes) <= set(heads[head].labels)
+
+
+def test_predict_proba_follows_classes():
+    model, frame = small_model()
+    proba = model.predict_proba(frame.head(50))
+    out = model.predict(frame.head(50))
+    for head, p in proba.items():
+        assert p.shape == (50, len(model.classes_[head]))
+        assert np.allclose(p.sum(axis=1), 1.0)
+    top = model.classes_["department"][proba["department"].argmax(axis=1)]
+    assert (out["department"].to_numpy() == top).all()
+
+
+def test_output_fields_and_route_only_for_litigation():
+    model, frame = small_model()
+    out = model.predict(frame.head(200), version="v-test")
+    for col in ("track", "track_confidence", "route", "department", "department_confidence", "risk", "risk_score", "risk_reasons", "evidence"):
+        assert col in out.columns and col in OUTPUT_FIELDS
+    lit = out["track"] == TRACK_LITIGATION
+    assert (out.loc[~lit, "route"] == "").all()
+    assert out.loc[lit, "route"].isin(ROUTE_LABELS).all()
+    assert out["risk_score"].between(0, 1).all()
+    assert (out["model_version"] == "v-test").all()
+    alts = json.loads(out["department_alternatives"].iloc[0])
+    assert len(alts) == 3 and alts[0][0] != out["department"].iloc[0]
+
+
+def test_learns_something_on_unseen_seed():
+    model, _ = small_model()
+    test = corpus(400, 99)
+    out = model.predict(test)
+    assert (out["department"] == test["department"]).mean() > 0.5
+    assert (out["track"] == test["track"]).mean() > 0.8
+
+
+def test_determinism_for_seed():
+    frame = corpus(300, 5)
+    a = TriageModel(backend_params=SMALL_FEATURES).fit(frame).predict_proba(frame.head(40))
+    b = TriageModel(backend_params=SMALL_FEATURES).fit(frame).predict_proba(frame.head(40))
+    for head in a:
+        np.testing.assert_allclose(a[head], b[head])
+
+
+def test_evidence_points_at_real_spans():
+    model, frame = small_model()
+    sub = frame.head(100)
+    out = model.predict(sub)
+    n_spans = 0
+    for body, ev in zip(sub["text"], out["evidence"]):
+        for head, spans in json.loads(ev).items():
+            for start, end, term in spans:
+                assert body[start:end] == term
+                n_spans += 1
+    assert n_spans > 100
+
+
+def test_one_class_head_is_a_clear_error():
+    frame = corpus(100, 6).assign(department="住建局")
+    with pytest.raises(OneClassError, match="department"):
+        TriageModel(backend_params=SMALL_FEATURES).fit(frame)
+
+
+def test_linear_head_contract():
+    from scipy.sparse import random as sprandom
+
+    X = sprandom(60, 30, density=0.3, random_state=0, format="csr")
+    y = np.array(["a", "b", "c"] * 20)
+    h = LinearHead()
+    with pytest.raises(NotFittedError):
+        h.predict_proba(X)
+    assert h.fit(X, y) is h
+    assert list(h.classes_) == ["a", "b", "c"]
+    assert h.predict_proba(X).shape == (60, 3)
+
+
+def test_recurrence_counts_batch_wide():
+    f = pd.DataFrame({"id_number": ["A", "A", "", ""], "phone": ["", "", "139", "139"]})
+    assert recurrence_counts(f).tolist() == [2, 2, 2, 2]
+    f = pd.DataFrame({"id_number": ["A", "B", "", ""], "phone": ["", "", "", ""]})
+    assert recurrence_counts(f).tolist() == [1, 1, 1, 1]
+
+
+def test_locate_in_original_handles_full_width():
+    assert locate_in_original("ABC仲裁", "看ＡＢＣ仲裁") == (1, 6)
+    assert locate_in_original("无", "有") is None
+
+
+def test_risk_thresholds_configurable():
+    model, frame = small_model()
+    strict = clone(model).set_params(risk_thresholds={"medium": 0.0, "high": 0.0})
+    strict.backend_, strict.classes_, strict.heads_ = model.backend_, model.classes_, model.heads_
+    assert (strict.predict(frame.head(20))["risk"] == "高").all()
