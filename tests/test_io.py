@@ -1,0 +1,491 @@
+"""Reading and writing clerk tables: encodings, XLSX sheets, bad input, chunking, writers.
+
+Every file is generated inside the test; no real data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zipfile
+
+import openpyxl
+import pandas as pd
+import pytest
+
+from triage.io import (
+    EXCEL_CELL_LIMIT,
+    TRUNCATION_MARKER,
+    detect_encoding,
+    guard_formula,
+    iter_table,
+    read_table,
+    write_table,
+)
+from triage.schema import SchemaError
+
+HEADER = ["编号", "标题", "内容", "来信日期", "人数", "备注"]
+ROWS = [
+    ["A001", "反映拖欠工资", "某建筑公司拖欠农民工工资三个月，多次讨要无果。", "2026-11-01", "3", "附件两页"],
+    ["A002", "", "小区夜间施工噪音扰民，请求处理。", "2026/11/02", "", ""],
+    ["A003", "宅基地纠纷", "与邻居宅基地界址争议，村委会调解未果。", "2026-11-03", "1", ""],
+]
+
+
+def _csv_text(header=HEADER, rows=ROWS, sep=","):
+    return "".join(sep.join(r) + "\n" for r in [header, *rows])
+
+
+def _xlsx(path, sheets: dict[str, list[list]], merges: dict[str, list[str]] | None = None):
+    wb = openpyxl.Workbook()
+    wb.remove(wb.active)
+    for name, rows in sheets.items():
+        ws = wb.create_sheet(name)
+        for r in rows:
+            ws.append(r)
+        for rng in (merges or {}).get(name, []):
+            ws.merge_cells(rng)
+    wb.save(path)
+    return path
+
+
+def _raises(fn, *args, **kwargs) -> SchemaError:
+    with pytest.raises(SchemaError) as info:
+        fn(*args, **kwargs)
+    return info.value
+
+
+# ---------------------------------------------------------------------------------- encodings
+
+
+@pytest.mark.parametrize(
+    ("encoding", "expected", "extra"),
+    [
+        ("utf-8", "utf-8", "𠮷"),
+        ("utf-8-sig", "utf-8-sig", "𠮷"),
+        ("gb18030", "gb18030", "𠮷"),  # U+20BB7 exists only in GB18030 (four bytes), not in GBK
+        ("gbk", "gb18030", ""),
+        ("gb2312", "gb18030", ""),
+        ("utf-16", "utf-16", "𠮷"),
+    ],
+)
+def test_csv_encodings_with_chinese_headers(tmp_path, encoding, expected, extra):
+    rows = [r.copy() for r in ROWS]
+    rows[0][2] += extra
+    path = tmp_path / f"{encoding}.csv"
+    path.write_text(_csv_text(rows=rows), encoding=encoding)
+    assert detect_encoding(path) == expected
+    table = read_table(path)
+    assert table.encoding == expected
+    assert list(table.frame.columns[:5]) == ["id", "title", "text", "received_at", "num_people"]
+    assert table.frame["text"].tolist() == [r[2] for r in rows]
+    assert table.frame["备注"].tolist() == [r[5] for r in rows]
+    assert table.report.column_map["内容"] == "text"
+
+
+def test_explicit_encoding_overrides_detection(tmp_path):
+    path = tmp_path / "gbk.csv"
+    path.write_text(_csv_text(), encoding="gbk")
+    assert read_table(path, encoding="gbk").frame["title"][0] == "反映拖欠工资"
+    err = _raises(read_table, path, encoding="utf-8")
+    assert err.source == str(path) and err.row == 1  # the header line is already GBK
+
+
+@pytest.mark.parametrize(
+    ("suffix", "sep"),
+    [(".tsv", "\t"), (".txt", "\t"), (".csv", ";"), (".txt", "|"), (".csv", "\t")],
+)
+def test_delimiter_is_sniffed(tmp_path, suffix, sep):
+    rows = [r.copy() for r in ROWS]
+    rows[1][2] = '"内容里有逗号, 分号; 竖线| 都不影响"'
+    path = tmp_path / f"t{suffix}"
+    path.write_text(_csv_text(rows=rows, sep=sep), encoding="utf-8")
+    frame = read_table(path).frame
+    assert frame.shape == (3, 6)
+    assert frame["text"][1] == "内容里有逗号, 分号; 竖线| 都不影响"
+
+
+def test_mixed_encodings_name_the_first_bad_line(tmp_path):
+    path = tmp_path / "mixed.csv"
+    body = _csv_text().encode("utf-8") + "A004,标题四,这一行是用GBK编码保存的\n".encode("gbk")
+    path.write_bytes(body + "A005,标题五,这一行又是UTF-8\n".encode("utf-8"))
+    err = _raises(read_table, path)
+    assert err.source == str(path)
+    assert err.row == 5  # header + 3 rows, then the GBK line
+    assert "混有不同编码" in str(err) and "第 5 行" in str(err)
+
+
+def test_corrupted_gbk_line_is_reported(tmp_path):
+    path = tmp_path / "broken.csv"
+    lines = [",".join(r).encode("gbk") + b"\n" for r in [HEADER, *ROWS] * 4]
+    lines[6] = b"A9,\x81\x20broken,\xfe\n"  # not decodable as UTF-8 or GB18030
+    path.write_bytes(b"".join(lines))
+    err = _raises(detect_encoding, path)
+    assert err.row == 7 and err.source == str(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "words"),
+    [
+        ("image.csv", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "PNG"),
+        ("binary.csv", "编号,内容\n".encode() + b"1,\x00\x01\x02\n", "二进制"),
+        ("workbook.csv", b"PK\x03\x04\x14\x00\x00\x00", "ZIP"),
+        ("picture.xlsx", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "PNG"),
+        ("old.xlsx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 64, "另存为 .xlsx"),
+        ("letter.doc", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 64, "不支持的文件类型"),
+        ("report.pdf", b"%PDF-1.4\n", "不支持的文件类型"),
+        ("old.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "另存为 .xlsx"),
+    ],
+)
+def test_unreadable_files_are_rejected_clearly(tmp_path, name, content, words):
+    path = tmp_path / name
+    path.write_bytes(content)
+    err = _raises(read_table, path)
+    assert err.source == str(path)
+    assert words in str(err)
+
+
+def test_zip_that_is_not_a_workbook(tmp_path):
+    path = tmp_path / "fake.xlsx"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("readme.txt", "not excel")
+    assert "无法作为 Excel 工作簿打开" in str(_raises(read_table, path))
+
+
+def test_missing_file(tmp_path):
+    assert "找不到文件" in str(_raises(read_table, tmp_path / "nope.csv"))
+
+
+@pytest.mark.parametrize("name", ["empty.csv", "empty.xlsx", "empty.tsv"])
+def test_empty_file(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(b"")
+    err = _raises(read_table, path)
+    assert "文件为空" in str(err) and err.source == str(path)
+
+
+def test_whitespace_only_csv_is_empty(tmp_path):
+    path = tmp_path / "blank.csv"
+    path.write_text("\n\n  \n", encoding="utf-8")
+    assert "文件为空" in str(_raises(read_table, path))
+
+
+@pytest.mark.parametrize("kind", ["csv", "xlsx"])
+def test_header_only_gives_zero_rows(tmp_path, kind):
+    path = tmp_path / f"h.{kind}"
+    if kind == "csv":
+        path.write_text(_csv_text(rows=[]), encoding="utf-8")
+    else:
+        _xlsx(path, {"Sheet1": [HEADER]})
+    table = read_table(path)
+    assert len(table.frame) == 0 and table.report.rows == 0
+    assert {"id", "title", "text"} <= set(table.frame.columns)
+    chunks = list(iter_table(path, chunksize=10))
+    assert len(chunks) == 1 and len(chunks[0].frame) == 0
+
+
+def test_empty_xlsx_sheet(tmp_path):
+    path = _xlsx(tmp_path / "e.xlsx", {"空表": []})
+    err = _raises(read_table, path)
+    assert "工作表为空" in str(err)
+
+
+# ---------------------------------------------------------------------------------- XLSX
+
+
+def test_xlsx_first_sheet_named_sheet_and_wrong_sheet(tmp_path):
+    path = _xlsx(
+        tmp_path / "book.xlsx",
+        {
+            "登记": [HEADER, *ROWS],
+            "附表": [["留言编号", "留言主题", "留言详情"], ["B1", "第二张表", "附表内容"]],
+        },
+    )
+    first = read_table(path)
+    assert first.encoding == "xlsx" and first.sheet == "登记"
+    assert first.frame["text"].tolist() == [r[2] for r in ROWS]
+    named = read_table(path, sheet="附表")
+    assert named.sheet == "附表" and named.frame["id"].tolist() == ["B1"]
+    assert read_table(path, sheet=1).frame["title"].tolist() == ["第二张表"]
+    err = _raises(read_table, path, sheet="汇总")
+    assert err.expected == "汇总" and err.found == "登记、附表"
+    assert "登记、附表" in str(err)
+
+
+def test_xlsx_wrong_first_sheet_lists_sheets(tmp_path):
+    path = _xlsx(tmp_path / "book.xlsx", {"说明": [["填表说明"]], "登记": [HEADER, *ROWS]})
+    err = _raises(read_table, path)
+    assert "登记" in str(err) and "填表说明" in str(err)
+
+
+def test_xlsx_cells_become_text_and_dates_parse(tmp_path):
+    path = _xlsx(
+        tmp_path / "typed.xlsx",
+        {"S": [HEADER, [20260001, "标题", "内容", dt.datetime(2026, 11, 1, 9, 30), 3, 1.5], [20260002, "标题", "内容", dt.date(2026, 11, 2), 2.0, True]]},
+    )
+    frame = read_table(path).frame
+    assert frame["id"].tolist() == ["20260001", "20260002"]
+    assert frame["备注"].tolist() == ["1.5", "TRUE"]
+    assert frame["received_at"].tolist() == [pd.Timestamp("2026-11-01 09:30"), pd.Timestamp("2026-11-02")]
+    assert frame["num_people"].tolist() == [3, 2]
+
+
+def test_xlsx_merged_cells_and_blank_rows(tmp_path):
+    rows = [
+        HEADER,
+        ["M1", "合并的标题", "第一件内容", "2026-11-01", 2, "合并备注"],
+        ["M2", None, "第二件内容", "2026-11-01", 2, None],
+        [None] * 6,  # a blank row in the middle: kept, with a row error
+        ["M3", "标题三", "第三件内容", "2026-11-02", 1, None],
+    ]
+    path = _xlsx(tmp_path / "merged.xlsx", {"S": rows}, {"S": ["B2:B3", "F2:F3", "D2:D3"]})
+    wb = openpyxl.load_workbook(path)
+    ws = wb["S"]
+    ws["A30"].number_format = "0.00"  # a formatted but empty cell far below: trailing, dropped
+    ws["A31"] = None
+    wb.save(path)
+    table = read_table(path)
+    frame = table.frame
+    assert frame["id"].tolist() == ["M1", "M2", "ROW000004", "M3"]
+    assert frame["title"].tolist() == ["合并的标题", "", "", "标题三"]  # value in the top-left cell only
+    assert frame["备注"].tolist() == ["合并备注", "", "", ""]
+    assert table.report.row_errors == {2: "第 4 行：标题和内容都为空，无法分拣"}
+
+
+def test_csv_blank_rows_are_kept(tmp_path):
+    path = tmp_path / "blank.csv"
+    text = _csv_text(rows=ROWS[:1]) + "\n,,,,,\n" + ",".join(ROWS[1]) + "\n"
+    path.write_text(text, encoding="utf-8")
+    table = read_table(path)
+    assert len(table.frame) == 4
+    assert table.report.row_errors == {1: "第 3 行：标题和内容都为空，无法分拣", 2: "第 4 行：标题和内容都为空，无法分拣"}
+
+
+@pytest.mark.parametrize("kind", ["csv", "xlsx"])
+def test_title_banner_above_header_is_skipped(tmp_path, kind):
+    banner = ["某某县信访局来信登记表", "", "", "", "", ""]
+    if kind == "csv":
+        path = tmp_path / "b.csv"
+        path.write_text(_csv_text(rows=[HEADER, *ROWS], header=banner), encoding="gb18030")
+    else:
+        path = _xlsx(tmp_path / "b.xlsx", {"S": [banner, HEADER, *ROWS]})
+    table = read_table(path)
+    assert table.header_row == 2
+    assert table.frame["id"].tolist() == ["A001", "A002", "A003"]
+    assert any("表头在第 2 行" in w for w in table.report.warnings)
+    blank = tmp_path / f"blank_row.{kind}"
+    if kind == "csv":
+        blank.write_text(_csv_text(rows=[HEADER, ["A9", "", "", "", "", ""]], header=banner), encoding="utf-8")
+    else:
+        _xlsx(blank, {"S": [banner, HEADER, ["A9", "", "", "", "", ""]]})
+    assert read_table(blank).report.row_errors == {0: "第 3 行：标题和内容都为空，无法分拣"}
+
+
+def test_xlsx_data_outside_header_is_reported(tmp_path):
+    path = _xlsx(tmp_path / "wide.xlsx", {"S": [HEADER[:3], ["W1", "标题", "内容", None, "多出来的"]]})
+    table = read_table(path)
+    assert list(table.frame.columns) == ["id", "title", "text"]
+    assert any("第 2 行" in w and "第 5 列" in w for w in table.report.warnings)
+
+
+def test_csv_row_with_too_many_fields(tmp_path):
+    path = tmp_path / "wide.csv"
+    path.write_text("编号,内容\nA1,正常\nA2,多,了,字段\n", encoding="utf-8")
+    err = _raises(read_table, path)
+    assert err.row == 3 and err.expected == "2 列" and err.found == "4 列"
+
+
+# ---------------------------------------------------------------------------------- schema checks at the reading layer
+
+
+@pytest.mark.parametrize("kind", ["csv", "xlsx"])
+def test_missing_text_column_lists_found_and_accepted(tmp_path, kind):
+    header = ["编号", "姓名", "地址"]
+    rows = [header, ["1", "张三", "某村"]]
+    path = tmp_path / f"notext.{kind}"
+    if kind == "csv":
+        path.write_text(_csv_text(header, rows[1:]), encoding="utf-8")
+    else:
+        _xlsx(path, {"S": rows})
+    err = _raises(read_table, path)
+    assert err.source == str(path)
+    assert err.found == "编号、姓名、地址"
+    for alias in ("标题", "留言详情", "content"):
+        assert alias in err.expected
+
+
+@pytest.mark.parametrize("kind", ["csv", "xlsx"])
+def test_duplicate_ids_are_warned_with_file_row_column(tmp_path, kind):
+    rows = [r.copy() for r in ROWS]
+    rows[2][0] = "A001"
+    path = tmp_path / f"dup.{kind}"
+    if kind == "csv":
+        path.write_text(_csv_text(rows=rows), encoding="utf-8")
+    else:
+        _xlsx(path, {"S": [HEADER, *rows]})
+    warnings = read_table(path).report.warnings
+    dup = [w for w in warnings if "编号重复" in w]
+    assert dup == [f"文件 {path}，第 2 行，列 “编号”：编号重复（A001）", f"文件 {path}，第 4 行，列 “编号”：编号重复（A001）"]
+
+
+@pytest.mark.parametrize("kind", ["csv", "xlsx"])
+def test_extra_columns_pass_through_untouched(tmp_path, kind):
+    header = ["内容", "承办人", "办理意见", "编号"]
+    rows = [["内容一", "王五", "  已转交 ", "007"], ["内容二", "", "0123", "008"]]
+    path = tmp_path / f"extra.{kind}"
+    if kind == "csv":
+        path.write_text(_csv_text(header, rows), encoding="utf-8")
+    else:
+        _xlsx(path, {"S": [header, *rows]})
+    table = read_table(path)
+    assert table.report.passthrough == ["承办人", "办理意见"]
+    assert table.frame["承办人"].tolist() == ["王五", ""]
+    assert table.frame["办理意见"].tolist() == ["  已转交 ", "0123"]
+    assert table.frame["id"].tolist() == ["007", "008"]  # leading zeros survive
+
+
+# ---------------------------------------------------------------------------------- chunking
+
+
+def _big_rows(n):
+    rows = []
+    for i in range(n):
+        ident = f"C{i:05d}" if i % 97 else ""  # some blank ids
+        title = "" if i % 50 == 7 else f"标题{i}"
+        text = "" if i % 50 == 7 else f"第{i}件来信内容，反映情况。"
+        date = "不是日期" if i % 41 == 3 else f"2026-11-{i % 28 + 1:02d}"
+        rows.append([ident, title, text, date, str(i % 5), f"备注{i}"])
+    rows[120][0] = rows[10][0]  # a duplicate across chunks
+    return rows
+
+
+@pytest.mark.parametrize("kind", ["csv", "xlsx"])
+def test_chunked_reading_matches_whole_reading(tmp_path, kind):
+    rows = _big_rows(230)
+    rows[60] = [""] * 6  # a blank row in the middle
+    path = tmp_path / f"big.{kind}"
+    if kind == "csv":
+        path.write_text(_csv_text(rows=rows), encoding="gb18030")
+    else:
+        _xlsx(path, {"S": [HEADER, *rows]})
+    whole = read_table(path)
+    chunks = list(iter_table(path, chunksize=50))
+    assert [len(c.frame) for c in chunks] == [50, 50, 50, 50, 30]
+    joined = pd.concat([c.frame for c in chunks])
+    pd.testing.assert_frame_equal(joined, whole.frame)
+    assert joined.index.tolist() == list(range(230))
+    row_errors = {}
+    for c in chunks:
+        row_errors.update(c.report.row_errors)
+    assert row_errors == whole.report.row_errors and 60 in row_errors
+    assert row_errors[60] == "第 62 行：标题和内容都为空，无法分拣"
+    date_warnings = sorted(w for c in chunks for w in c.report.warnings if "日期无法识别" in w)
+    assert date_warnings == sorted(w for w in whole.report.warnings if "日期无法识别" in w)
+    assert f"文件 {path}，第 5 行，列 “来信日期”：日期无法识别（不是日期），应为 2026-11-26 之类的日期" in date_warnings
+    cross = [w for c in chunks for w in c.report.warnings if "编号重复" in w]
+    assert cross == [f"文件 {path}，第 122 行，列 “编号”：编号重复（C00010，与第 12 行相同）"]
+    assert joined.loc[97, "id"] == "ROW000099"  # generated from the global row number
+
+
+def test_chunked_reading_without_id_column_generates_unique_ids(tmp_path):
+    path = tmp_path / "noid.csv"
+    path.write_text("".join(f"来信{i}\n" for i in range(12)).replace("来信0", "内容", 1), encoding="utf-8")
+    ids = [i for c in iter_table(path, chunksize=4) for i in c.frame["id"]]
+    assert ids == [f"ROW{r:06d}" for r in range(2, 13)]
+
+
+# ---------------------------------------------------------------------------------- writing
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("=1+1", "'=1+1"),
+        ("+86 138", "'+86 138"),
+        ("-5", "'-5"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\t=cmd", "'\t=cmd"),
+        ("\rx", "'\rx"),
+        ("正常内容=没问题", "正常内容=没问题"),
+        ("", ""),
+        (-5, -5),
+        (None, None),
+    ],
+)
+def test_guard_formula(value, expected):
+    assert guard_formula(value) == expected
+
+
+def test_formula_injection_guard_on_write(tmp_path):
+    frame = pd.DataFrame({"编号": ["F1", "F2"], "内容": ["=HYPERLINK(\"http://x\",\"点我\")", "@cmd|' /C calc'!A0"], "人数": [1, -2]})
+    xlsx = tmp_path / "out.xlsx"
+    write_table(frame, xlsx)
+    ws = openpyxl.load_workbook(xlsx).active
+    cells = [ws.cell(row=r, column=2) for r in (2, 3)]
+    assert all(c.data_type == "s" for c in cells)
+    assert [c.value for c in cells] == ["'" + v for v in frame["内容"]]
+    assert ws.cell(row=3, column=3).value == -2  # numbers stay numbers
+    csv_path = tmp_path / "out.csv"
+    write_table(frame, csv_path)
+    raw = csv_path.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    assert "'=HYPERLINK" in raw.decode("utf-8-sig")
+
+
+def test_dates_written_as_iso(tmp_path):
+    frame = pd.DataFrame(
+        {"内容": ["a", "b", "c"], "来信日期": pd.to_datetime(["2026-11-01", "2026-11-02 10:30", None], format="mixed"), "人数": pd.array([1, None, 3], dtype="Int64")}
+    )
+    for name in ("d.csv", "d.xlsx"):
+        write_table(frame, tmp_path / name)
+    assert (tmp_path / "d.csv").read_text(encoding="utf-8-sig").splitlines()[1:] == ["a,2026-11-01,1", "b,2026-11-02 10:30:00,", "c,,3"]
+    ws = openpyxl.load_workbook(tmp_path / "d.xlsx").active
+    assert [ws.cell(row=r, column=2).value for r in (2, 3, 4)] == ["2026-11-01", "2026-11-02 10:30:00", None]
+    back = read_table(tmp_path / "d.xlsx").frame
+    assert back["received_at"].tolist()[:2] == [pd.Timestamp("2026-11-01"), pd.Timestamp("2026-11-02 10:30")]
+
+
+def test_long_letter_round_trip(tmp_path):
+    letter = ("反映村集体土地被违规占用问题，" * 7143)[:100_000]
+    assert len(letter) == 100_000
+    frame = pd.DataFrame({"编号": ["L1", "L2"], "标题": ["长信", "短信"], "内容": [letter, "短"]})
+    for enc_path in ("long.csv", "long.tsv"):
+        assert write_table(frame, tmp_path / enc_path) == []
+        back = read_table(tmp_path / enc_path)
+        assert back.frame["text"].tolist() == [letter, "短"]
+    chunks = list(iter_table(tmp_path / "long.csv", chunksize=1))
+    assert chunks[0].frame["text"][0] == letter
+    # Excel cannot hold it: truncated with a visible marker and a warning naming row and column.
+    warnings = write_table(frame, tmp_path / "long.xlsx")
+    assert len(warnings) == 1 and "第 2 行" in warnings[0] and "内容" in warnings[0]
+    cell = read_table(tmp_path / "long.xlsx").frame["text"][0]
+    assert len(cell) == EXCEL_CELL_LIMIT and cell.endswith(TRUNCATION_MARKER)
+    assert cell.startswith(letter[:1000])
+
+
+def test_write_is_atomic_and_replaces(tmp_path):
+    path = tmp_path / "sub" / "t.xlsx"
+    write_table(pd.DataFrame({"内容": ["旧"]}), path)
+    write_table(pd.DataFrame({"内容": ["新"]}), path)
+    assert read_table(path).frame["text"].tolist() == ["新"]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["t.xlsx"]  # no temp files left behind
+
+    class Unwritable:
+        pass
+
+    with pytest.raises(ValueError):  # openpyxl cannot store it: the write fails half-way
+        write_table(pd.DataFrame({"内容": ["好", Unwritable()]}), path)
+    assert read_table(path).frame["text"].tolist() == ["新"]  # the old file is intact
+    assert sorted(p.name for p in path.parent.iterdir()) == ["t.xlsx"]
+
+
+def test_write_rejects_unknown_suffix(tmp_path):
+    err = _raises(write_table, pd.DataFrame({"内容": ["x"]}), tmp_path / "t.json")
+    assert err.found == ".json"
+
+
+def test_write_then_read_round_trip_keeps_rows(tmp_path):
+    table = read_table(_xlsx(tmp_path / "in.xlsx", {"S": [HEADER, *ROWS, [None] * 6]}))
+    for name in ("rt.csv", "rt.xlsx"):
+        write_table(table.frame, tmp_path / name)
+        back = read_table(tmp_path / name)
+        pd.testing.assert_frame_equal(back.frame, table.frame, check_dtype=False)
