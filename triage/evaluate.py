@@ -184,7 +184,7 @@ def evaluate_file(model: str | Path | None, data: str | Path, *, out: str | Path
 
     mdl, manifest = registry.load_model(model)
     label_columns = manifest.get("training", {}).get("label_columns") or {h: h for h in mdl.heads_}
-    ts = load_training_set(data, label_columns, require_all=False)
+    ts = load_training_set(data, label_columns, require_all=False, strict_labels=False)
     metrics = evaluate_model(mdl, ts.frame, ts.labels)
     metrics["model_version"] = manifest["version"]
     metrics["data"] = {"path": str(data), "sha256": ts.sha256, "rows": len(ts.frame), "skipped_rows": len(ts.skipped_rows)}

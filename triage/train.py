@@ -54,12 +54,14 @@ def data_hash(path: str | Path) -> str:
 
 
 def load_training_set(
-    path: str | Path, label_columns: Mapping[str, str], *, text_col: str | None = None, taxonomy=None, require_all: bool = True
+    path: str | Path, label_columns: Mapping[str, str], *, text_col: str | None = None, taxonomy=None, require_all: bool = True, strict_labels: bool = True
 ) -> TrainingSet:
     """Read and validate a labelled file: known heads are checked against their label sets.
 
     With ``require_all=False`` heads whose label column is absent are left out (evaluation
-    on a file that labels only some heads); at least one must be present.
+    on a file that labels only some heads); at least one must be present.  With
+    ``strict_labels=False`` labels outside a head's set are kept as they are, so evaluation can
+    count and skip them instead of stopping.
     """
     path = Path(path)
     table = read_table(path)
@@ -79,7 +81,7 @@ def load_training_set(
             raise SchemaError(
                 f"缺少分类头 “{head}” 的标签列", source=str(path), column=col, expected=col, found="、".join(map(str, frame.columns))
             )
-        if head in heads:
+        if head in heads and strict_labels:
             labels[head] = validate_labels(frame[col], heads[head], source=str(path), column=col)
         else:
             labels[head] = [None if (v is None or v != v or str(v).strip() == "") else str(v).strip() for v in frame[col]]

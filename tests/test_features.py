@@ -1,0 +1,55 @@
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from triage.features import TextFeaturizer, as_docs, cue_matrix, cue_names
+
+TEXTS = ["我们多次越级上访，要求解决农民工工资", "劳动仲裁裁决后公司不执行", "小区噪音扰民请城管处理", "法院判决对方拒不履行"]
+
+
+def test_contract_and_shapes():
+    f = TextFeaturizer(min_df=1)
+    assert clone(f).get_params() == f.get_params()
+    with pytest.raises(NotFittedError):
+        f.transform(TEXTS)
+    assert f.fit(TEXTS) is f
+    X = f.transform(TEXTS)
+    assert X.shape == (4, f.n_features_out_)
+    assert len(f.get_feature_names_out()) == f.n_features_out_
+    assert f.word_terms_.dtype.kind == "U"  # vocabulary stored as an array, not a dict
+
+
+def test_transform_after_pickle_round_trip_is_identical():
+    f = TextFeaturizer(min_df=1).fit(TEXTS)
+    g = pickle.loads(pickle.dumps(f))
+    assert "_cache" not in g.__dict__
+    assert (f.transform(TEXTS) != g.transform(TEXTS)).nnz == 0
+
+
+def test_fit_transform_equals_fit_then_transform():
+    f = TextFeaturizer(min_df=1)
+    a = f.fit_transform(TEXTS)
+    b = f.transform(TEXTS)
+    assert np.allclose(a.toarray(), b.toarray(), atol=1e-6)
+
+
+def test_cue_block_counts_cues_and_metadata():
+    docs = as_docs(["去北京上访", "你好"])
+    docs["num_people"] = [30, 1]
+    docs["recurrence"] = [3, 1]
+    m = cue_matrix(docs)
+    names = cue_names()
+    assert m[0, names.index("risk:越级进京")] == 1
+    assert m[1].sum() == 0
+    assert m[0, names.index("meta:many_people")] == 1
+    assert m[0, names.index("meta:repeat")] == 1
+
+
+def test_docs_need_text_column():
+    import pandas as pd
+
+    with pytest.raises(ValueError, match="text"):
+        as_docs(pd.DataFrame({"body": ["x"]}))
