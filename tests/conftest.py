@@ -44,6 +44,7 @@ def store(db_url):
     from triage.store import open_store
 
     s = open_store(db_url)
+    s.password_method = "pbkdf2:sha256:1000"  # cheap hashing keeps the tests fast
     yield s
     s.close()
 

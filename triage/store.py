@@ -349,6 +349,9 @@ class QueueFilter:
 class Store:
     """All reads and writes of the review database.  Thread-safe (one engine, short transactions)."""
 
+    #: werkzeug.security hashing method for new passwords (tests may choose a cheaper one)
+    password_method = "scrypt"
+
     def __init__(self, engine: sa.Engine, taxonomy: str | Path | None = None) -> None:
         self.engine = engine
         self._taxonomy = taxonomy
@@ -839,7 +842,7 @@ class Store:
                 sa.insert(users).values(
                     name=name,
                     role=role,
-                    password_hash=generate_password_hash(password),
+                    password_hash=generate_password_hash(password, method=self.password_method),
                     department=department,
                     active=True,
                     created_at=utcnow(),
@@ -864,7 +867,7 @@ class Store:
             values["department"] = self._check_department(department)
         if password is not None:
             self._check_password(password)
-            values["password_hash"] = generate_password_hash(password)
+            values["password_hash"] = generate_password_hash(password, method=self.password_method)
         if active is not None:
             values["active"] = bool(active)
         if not values:
@@ -967,10 +970,10 @@ class Store:
         out["title"] = out["title"].map(mask_pii)
         out["text"] = out["text"].map(mask_pii)
         for h in HEAD_NAMES:
-            sub = cur[cur["head"] == h].set_index("letter_id")
-            out[f"{h}_by"] = out["id"].map(sub["user"]).astype(object)
-            out[f"{h}_at"] = out["id"].map(sub["decided_at"].map(_iso))
-            out[f"{h}_model_version"] = out["id"].map(sub["model_version"]).astype(object)
+            sub = {r.letter_id: r for r in cur[cur["head"] == h].itertuples(index=False)}
+            out[f"{h}_by"] = [sub[i].user if i in sub else None for i in out["id"]]
+            out[f"{h}_at"] = [_iso(sub[i].decided_at) if i in sub else None for i in out["id"]]
+            out[f"{h}_model_version"] = [sub[i].model_version if i in sub else None for i in out["id"]]
         out["received_at"] = out["received_at"].map(lambda v: "" if _is_missing(v) else pd.Timestamp(v).date().isoformat())
         out["decided_at"] = out["decided_at"].map(_iso)
         out = out.astype(object).where(out.notna(), None)
