@@ -337,7 +337,7 @@ def validate_frame(df: pd.DataFrame, source: str, *, header_row: int = 1) -> tup
             out[t] = ""
     for name in ("title", "text", "id", "channel", "petitioner", "id_number", "phone", "address"):
         if name in out.columns:
-            out[name] = out[name].map(_cell_to_str)
+            out[name] = out[name].map(_cell_to_str).astype(object)
     if "id" not in out.columns:
         out["id"] = [f"ROW{header_row + i + 1:06d}" for i in out.index]  # index = global row position (chunks)
         report.warnings.append("没有编号列，已按行号生成编号")
@@ -351,8 +351,8 @@ def validate_frame(df: pd.DataFrame, source: str, *, header_row: int = 1) -> tup
             for i in out.index[dup]:
                 report.warnings.append(f"文件 {source}，第 {header_row + i + 1} 行，列 “{seen.get('id', 'id')}”：编号重复（{out.at[i, 'id']}）")
     if "received_at" in out.columns:
-        parsed = pd.to_datetime(out["received_at"], errors="coerce", format="mixed")
-        bad = parsed.isna() & out["received_at"].map(lambda v: _cell_to_str(v) != "")
+        parsed = pd.to_datetime(out["received_at"].map(_chinese_date), errors="coerce", format="mixed")
+        bad = parsed.isna() & out["received_at"].map(lambda v: _cell_to_str(v) != "").astype(bool)
         for i in out.index[bad]:
             report.warnings.append(
                 f"文件 {source}，第 {header_row + i + 1} 行，列 “{seen['received_at']}”：日期无法识别（{out.at[i, 'received_at']}），应为 2026-11-26 之类的日期"
@@ -360,14 +360,23 @@ def validate_frame(df: pd.DataFrame, source: str, *, header_row: int = 1) -> tup
         out["received_at"] = parsed
     if "num_people" in out.columns:
         nums = pd.to_numeric(out["num_people"], errors="coerce")
-        bad = nums.isna() & out["num_people"].map(lambda v: _cell_to_str(v) != "")
+        bad = nums.isna() & out["num_people"].map(lambda v: _cell_to_str(v) != "").astype(bool)
         for i in out.index[bad]:
             report.warnings.append(f"文件 {source}，第 {header_row + i + 1} 行，列 “{seen['num_people']}”：人数应为整数，实际为 {out.at[i, 'num_people']}")
         out["num_people"] = nums.astype("Int64")
-    empty = (out["title"].str.strip() == "") & (out["text"].str.strip() == "")
+    empty = (out["title"].map(lambda v: str(v).strip() == "") & out["text"].map(lambda v: str(v).strip() == "")).astype(bool)
     for i in out.index[empty]:
         report.row_errors[int(i)] = f"第 {header_row + i + 1} 行：标题和内容都为空，无法分拣"
     return out, report
+
+
+def _chinese_date(v: object) -> object:
+    """2026年11月26日 (and 2026年11月26日 9时30分) -> 2026-11-26 09:30; anything else unchanged."""
+    if isinstance(v, str) and "年" in v:
+        s = v.strip().replace("年", "-").replace("月", "-").replace("日", " ").replace("号", " ")
+        s = s.replace("时", ":").replace("点", ":").replace("分", "").replace("秒", "")
+        return " ".join(s.split()).rstrip(":")
+    return v
 
 
 def _cell_to_str(v: object) -> str:
