@@ -190,7 +190,12 @@ def test_queue_sort_filters_counts_and_pages(filled, deps):
     for a, b in zip(rows, rows[1:]):
         if a["risk"] == b["risk"]:
             assert a["uncertainty"] >= b["uncertainty"]
-    assert [r["id"] for r in rows] == s.queue_ids()
+    ids = s.queue_ids()
+    assert [r["id"] for r in rows] == ids
+    assert s.neighbours(ids[0]) == (None, ids[1])
+    assert s.neighbours(ids[7]) == (ids[6], ids[8])
+    assert s.neighbours(ids[-1]) == (ids[-2], None)
+    assert s.neighbours("nope") == (None, None)
 
     only = s.queue(QueueFilter(department=deps[0]))
     assert only["total"] > 0 and all(r["department"] == deps[0] for r in only["rows"])
@@ -206,8 +211,12 @@ def test_queue_sort_filters_counts_and_pages(filled, deps):
     s.add_event(lid, "department", deps[1], "a", "correct")
     assert lid not in s.queue_ids(QueueFilter(department=deps[0]))
     assert lid in s.queue_ids(QueueFilter(status="partial"), scope_department=deps[1])
+    before = s.queue_ids()
+    i = before.index(lid)
     s.accept_all(lid, "a")
     assert lid not in s.queue_ids()  # done letters leave the to-do queue
+    # ... and next/previous still go from where it stood
+    assert s.neighbours(lid) == (before[i - 1] if i else None, before[i + 1] if i + 1 < len(before) else None)
     assert lid in s.queue_ids(QueueFilter(status="done"))
     counts = s.queue(QueueFilter(status="all"))["counts"]
     assert counts["done"] == 1 and counts["pending"] == 19

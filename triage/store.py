@@ -45,6 +45,8 @@ STATUS_DISPLAY = {"pending": "待复核", "partial": "部分复核", "done": "�
 MAX_NOTE_CHARS = 2000
 MIN_PASSWORD_CHARS = 8
 RISK_RANK = {"低": 0, "中": 1, "高": 2}
+#: stands in for a missing received date in the queue's sort key (undated letters last)
+NO_DATE = datetime(9999, 12, 31)
 
 # Login throttling: the first FREE_FAILURES failures cost nothing; after that each failure
 # locks the (username, address) pair for LOCK_BASE_S * 2**k seconds, at most LOCK_MAX_S.
@@ -121,6 +123,10 @@ letters = sa.Table(
     sa.Column("version", sa.Integer),
     sa.Column("status", sa.String(16)),
     *(sa.Column(f"label_{h}", _LABEL) for h in HEAD_NAMES),
+    *(sa.Column(f"eff_{h}", _LABEL) for h in HEAD_NAMES),
+    sa.Column("q_rank", sa.Integer),
+    sa.Column("q_unc", sa.Float),
+    sa.Column("q_received", sa.DateTime),
     sa.Column("decided_at", sa.DateTime),
     sa.Column("created_at", sa.DateTime),
     sa.Column("updated_at", sa.DateTime),
@@ -412,6 +418,9 @@ class Store:
                 "model_version": model_version,
                 "version": 0,
                 "status": "pending",
+                **{f"eff_{h}": _opt_str(r.get(h)) for h in HEAD_NAMES},
+                "q_rank": -RISK_RANK.get(_opt_str(r.get("risk")) or "", 0),
+                "q_received": _opt_datetime(r.get("received_at")) or NO_DATE,
                 "created_at": now,
                 "updated_at": now,
             }
@@ -440,11 +449,18 @@ class Store:
             }
         if not letter_rows:
             return 0
+        for lid, row in letter_rows.items():
+            row["q_unc"] = -sugg_rows[lid]["uncertainty"]
         ins_l = self._insert(letters)
+        eff_risk = sa.func.coalesce(letters.c.label_risk, ins_l.excluded.eff_risk)
         ins_l = ins_l.on_conflict_do_update(
             index_elements=["id"],
             set_={
                 **{f: ins_l.excluded[f] for f in _LETTER_FIELDS if f != "id"},
+                **{f"eff_{h}": sa.func.coalesce(letters.c[f"label_{h}"], ins_l.excluded[f"eff_{h}"]) for h in HEAD_NAMES},
+                "q_rank": sa.case((eff_risk == "高", -2), (eff_risk == "中", -1), else_=0),
+                "q_unc": ins_l.excluded.q_unc,
+                "q_received": ins_l.excluded.q_received,
                 "model_version": ins_l.excluded.model_version,
                 "version": letters.c.version + 1,
                 "updated_at": ins_l.excluded.updated_at,
@@ -662,6 +678,9 @@ class Store:
             if kind != "note" and head:
                 letter[f"label_{head}"] = label
                 changes[f"label_{head}"] = label
+                changes[f"eff_{head}"] = label
+                if head == "risk":
+                    changes["q_rank"] = -RISK_RANK.get(label or "", 0)
         conn.execute(sa.insert(events), rows)
         if changes:
             changes["decided_at"] = now
@@ -747,14 +766,19 @@ class Store:
         return out
 
     def _effective(self, head: str) -> sa.ColumnElement:
-        return sa.func.coalesce(letters.c[f"label_{head}"], suggestions.c[head])
+        """The human label if there is one, else the shown suggestion (kept on the letter row)."""
+        return letters.c[f"eff_{head}"]
 
-    def _queue_select(self, f: QueueFilter, scope_department: str | None, columns: list) -> sa.Select:
-        j = letters.outerjoin(
-            suggestions,
-            sa.and_(suggestions.c.letter_id == letters.c.id, suggestions.c.model_version == letters.c.model_version),
-        )
-        q = sa.select(*columns).select_from(j)
+    def _queue_select(self, f: QueueFilter, scope_department: str | None, columns: list, *, join: bool = True) -> sa.Select:
+        """Letters matching the filter; ``join`` brings in the shown suggestion's columns."""
+        if join:
+            j = letters.outerjoin(
+                suggestions,
+                sa.and_(suggestions.c.letter_id == letters.c.id, suggestions.c.model_version == letters.c.model_version),
+            )
+            q = sa.select(*columns).select_from(j)
+        else:
+            q = sa.select(*columns)
         if scope_department:
             q = q.where(self._effective("department") == scope_department)
         for head in ("department", "track", "risk"):
@@ -771,15 +795,31 @@ class Store:
             q = q.where(letters.c.received_at < datetime.combine(f.date_to + timedelta(days=1), datetime.min.time()))
         return q
 
+    def _queue_keys(self) -> list:
+        """The queue's sort key, all ascending and never NULL: risk (高 first), uncertainty
+        (least sure first), received date (oldest first, undated last), id."""
+        return [letters.c.q_rank, letters.c.q_unc, letters.c.q_received, letters.c.id]
+
     def _queue_order(self) -> list:
-        risk = self._effective("risk")
-        rank = sa.case((risk == "高", 2), (risk == "中", 1), else_=0)
-        return [
-            rank.desc(),
-            sa.func.coalesce(suggestions.c.uncertainty, 1.0).desc(),
-            letters.c.received_at.asc().nulls_last(),
-            letters.c.id.asc(),
-        ]
+        return [k.asc() for k in self._queue_keys()]
+
+    def neighbours(
+        self, letter_id: str, filters: QueueFilter | None = None, scope_department: str | None = None
+    ) -> tuple[str | None, str | None]:
+        """The letters just before and after ``letter_id`` in the filtered queue order (by its
+        position even when the letter itself has left the filtered set, e.g. once decided)."""
+        f = filters or QueueFilter()
+        keys = self._queue_keys()
+        with self.engine.connect() as conn:
+            here = conn.execute(sa.select(*keys).where(letters.c.id == letter_id)).first()
+            if here is None:
+                return None, None
+            here_t = sa.tuple_(*(sa.literal(v, k.type) for v, k in zip(here, keys)))
+            row_t = sa.tuple_(*keys)
+            base = self._queue_select(f, scope_department, [letters.c.id], join=False)
+            nxt = conn.execute(base.where(row_t > here_t).order_by(*(k.asc() for k in keys)).limit(1)).scalar()
+            prv = conn.execute(base.where(row_t < here_t).order_by(*(k.desc() for k in keys)).limit(1)).scalar()
+        return prv, nxt
 
     def queue(
         self, filters: QueueFilter | None = None, page: int = 1, per_page: int = 50, scope_department: str | None = None
@@ -804,7 +844,9 @@ class Store:
         ]
         q = self._queue_select(f, scope_department, cols).order_by(*self._queue_order())
         all_status = QueueFilter(**{**f.__dict__, "status": "all"})
-        cq = self._queue_select(all_status, scope_department, [letters.c.status, sa.func.count()]).group_by(letters.c.status)
+        cq = self._queue_select(all_status, scope_department, [letters.c.status, sa.func.count()], join=False).group_by(
+            letters.c.status
+        )
         with self.engine.connect() as conn:
             counts = {s: 0 for s in STATUSES}
             counts.update({s: int(n) for s, n in conn.execute(cq).all()})
@@ -818,7 +860,9 @@ class Store:
         return {"rows": [dict(r) for r in rows], "total": total, "counts": counts, "page": page, "pages": pages, "per_page": per_page}
 
     def queue_ids(self, filters: QueueFilter | None = None, scope_department: str | None = None) -> list[str]:
-        q = self._queue_select(filters or QueueFilter(), scope_department, [letters.c.id]).order_by(*self._queue_order())
+        q = self._queue_select(filters or QueueFilter(), scope_department, [letters.c.id], join=False).order_by(
+            *self._queue_order()
+        )
         with self.engine.connect() as conn:
             return [r[0] for r in conn.execute(q).all()]
 

@@ -177,11 +177,7 @@ def _head_views(letter: dict) -> list[dict]:
 
 
 def _neighbours(letter_id: str, f: QueueFilter) -> tuple[str | None, str | None]:
-    ids = store().queue_ids(f, scope_department())
-    if letter_id in ids:
-        i = ids.index(letter_id)
-        return (ids[i - 1] if i > 0 else None), (ids[i + 1] if i + 1 < len(ids) else None)
-    return None, next((x for x in ids if x != letter_id), None)
+    return store().neighbours(letter_id, f, scope_department())
 
 
 def _in_scope(letter: dict) -> bool:

@@ -45,12 +45,23 @@ def upgrade() -> None:
         sa.Column("label_route", LABEL, nullable=True),
         sa.Column("label_department", LABEL, nullable=True),
         sa.Column("label_risk", LABEL, nullable=True),
+        # what the queue filters on: the human label, else the shown suggestion
+        sa.Column("eff_track", LABEL, nullable=True),
+        sa.Column("eff_route", LABEL, nullable=True),
+        sa.Column("eff_department", LABEL, nullable=True),
+        sa.Column("eff_risk", LABEL, nullable=True),
+        # the queue's sort key, ascending: -risk rank (高 first), -uncertainty, received (undated last), id
+        sa.Column("q_rank", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("q_unc", sa.Float, nullable=False, server_default="-1"),
+        sa.Column("q_received", sa.DateTime, nullable=False, server_default="9999-12-31 00:00:00"),
         sa.Column("decided_at", sa.DateTime, nullable=True),
         sa.Column("created_at", sa.DateTime, nullable=False),
         sa.Column("updated_at", sa.DateTime, nullable=False),
     )
     op.create_index("ix_letters_status", "letters", ["status"])
     op.create_index("ix_letters_received_at", "letters", ["received_at"])
+    op.create_index("ix_letters_queue", "letters", ["q_rank", "q_unc", "q_received", "id"])
+    op.create_index("ix_letters_department", "letters", ["eff_department"])
 
     op.create_table(
         "suggestions",
