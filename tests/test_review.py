@@ -106,7 +106,7 @@ def test_login_page_and_bad_password(env):
     r = c.post("/login", data={"username": "clerk", "password": "nope-nope", "csrf_token": token(r)})
     assert r.status_code == 401 and "用户名或密码错误" in r.get_data(as_text=True)
     r = c.post("/login", data={"username": "clerk", "password": PW})  # no CSRF token
-    assert r.status_code in (303, 400)
+    assert r.status_code == 400 and "登录表单已失效" in r.get_data(as_text=True)
     assert c.get("/queue").status_code == 303  # still not logged in
 
 

@@ -98,6 +98,8 @@ def create_app(
 
     @app.errorhandler(CSRFError)
     def _csrf(err):
+        if request.endpoint == "auth.login":
+            return render_template("login.html", error="登录表单已失效，请重新输入用户名和密码", next=""), 400
         if g.get("user") is None:
             return auth.login_redirect()
         return render_template("error.html", message="表单已失效或来源不明（可能页面打开太久或被伪造），操作没有保存。请刷新页面后重试。"), 400
