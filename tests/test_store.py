@@ -348,6 +348,10 @@ def test_import_corrections(filled, deps, tmp_path):
     assert cur[(cur.letter_id == "X00001") & (cur["head"] == "department")].iloc[0]["label"] == deps[4]
     assert all(e["kind"] == "import" for e in s.history("X00001"))
     assert s.import_corrections(f, "历史") == 0  # re-importing the same file changes nothing
+    # an export (which has title/text columns, so it is read by triage.io) imports back as a no-op
+    exported = tmp_path / "exported.csv"
+    s.export_labels(exported)
+    assert s.import_corrections(exported, "历史") == 0
 
     bad = tmp_path / "bad.csv"
     pd.DataFrame({"id": ["X00003", "X00004"], "风险等级": ["高", "极高"]}).to_csv(bad, index=False)
