@@ -125,6 +125,6 @@ def test_locate_in_original_handles_full_width():
 
 def test_risk_thresholds_configurable():
     model, frame = small_model()
-    strict = clone(model).set_params(risk_thresholds={"medium": 0.0, "high": 0.0})
+    strict = clone(model).set_params(risk_thresholds={"medium": 0.0, "high": 0.0, "high_without_cue": 0.0})
     strict.backend_, strict.classes_, strict.heads_ = model.backend_, model.classes_, model.heads_
     assert (strict.predict(frame.head(20))["risk"] == "高").all()

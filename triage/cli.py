@@ -69,21 +69,14 @@ def _cmd_score(a) -> int:
 def _cmd_review(a) -> int:
     from .review.commands import serve
 
-    serve(a.db, a.host, a.port)
+    serve(a.db, a.host, a.port, quiet=a.quiet)
     return 0
 
 
 def _cmd_users(a) -> int:
-    import getpass
-
     from .review.commands import add_user
 
-    if sys.stdin.isatty():
-        password = getpass.getpass("密码：")
-    else:
-        password = sys.stdin.readline().rstrip("\r\n")
-    add_user(a.db, a.name, a.role, password)
-    print(f"已创建用户 {a.name}（{a.role}）", file=sys.stderr)
+    add_user(a.db, a.name, a.role, None, department=a.department)  # prompts, or reads stdin's first line
     return 0
 
 
@@ -157,8 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--version", help="版本名（默认按时间和数据校验值生成）")
     s.add_argument("--holdout", type=float, default=0.2)
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--risk-high", type=float, help="高风险阈值（risk_score）")
-    s.add_argument("--risk-medium", type=float, help="中风险阈值（risk_score）")
+    s.add_argument("--risk-high", type=float, help="高风险阈值：P(高) 达到此值（默认 0.5）")
+    s.add_argument("--risk-medium", type=float, help="中风险阈值：P(中)+P(高) 达到此值（默认 0.5）")
     s.add_argument("--promote", action="store_true", help="训练完成后设为冠军模型")
     s.set_defaults(func=_cmd_train)
 
@@ -172,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--db", default="sqlite:///triage.db")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--quiet", action="store_true", help="不记录每个请求")
     s.set_defaults(func=_cmd_review)
 
     s = sub.add_parser("users", help="用户管理")
@@ -179,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     u = us.add_parser("add", help="新建用户（密码从提示或标准输入第一行读取）")
     u.add_argument("name")
     u.add_argument("--role", required=True, choices=["clerk", "supervisor", "admin"])
+    u.add_argument("--department", help="把登记人员限定在一个责任单位")
     u.add_argument("--db", default="sqlite:///triage.db")
     u.set_defaults(func=_cmd_users)
 

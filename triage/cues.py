@@ -121,15 +121,23 @@ def _compiled() -> dict[str, dict[str, re.Pattern]]:
     }
 
 
-def find_cues(text: str, family: str) -> list[CueHit]:
-    """All cue hits of one family ('risk', 'legal' or 'passing') in ``text``, in text order."""
+def find_cues(text: str, family: str) -> tuple[CueHit, ...]:
+    """All cue hits of one family ('risk', 'legal' or 'passing') in ``text``, in text order.
+
+    Cached: featurising, explaining and the risk reasons all ask for the same letter's cues.
+    """
+    return _find_cues(text or "", family)
+
+
+@lru_cache(maxsize=8192)
+def _find_cues(text: str, family: str) -> tuple[CueHit, ...]:
     hits = []
     for group, pat in _compiled()[family].items():
-        for m in pat.finditer(text or ""):
+        for m in pat.finditer(text):
             if m.end() > m.start():
                 hits.append(CueHit(group, m.start(), m.end(), m.group(0)))
     hits.sort(key=lambda h: (h.start, h.end))
-    return hits
+    return tuple(hits)
 
 
 def risk_groups() -> tuple[str, ...]:

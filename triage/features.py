@@ -147,10 +147,39 @@ class TextFeaturizer(TransformerMixin, BaseEstimator):
             cache = self._cache = (word, char)
         return cache
 
-    def transform(self, X):
+    def transform(self, X, tokens: list[list[str]] | None = None):
+        """Features for letters; pass ``tokens`` (one word list per letter) to skip re-tokenising."""
         word, char = self._vectorizers()
         docs = as_docs(X)
-        return self._stack(word.transform(docs["text"]), char.transform(docs["text"]), docs)
+        if tokens is None:
+            tokens = [tokenize(t) for t in docs["text"]]
+        return self._stack(self._word_matrix(tokens), char.transform(docs["text"]), docs)
+
+    def _word_matrix(self, token_lists: list[list[str]]) -> sp.csr_matrix:
+        """Exactly TfidfVectorizer.transform (sublinear tf, idf, l2), from already-cut words."""
+        index = self.word_index()
+        nmin, nmax = self.word_ngram_range
+        indptr, indices, values = [0], [], []
+        for toks in token_lists:
+            counts: dict[int, int] = {}
+            for n in range(nmin, nmax + 1):
+                for j in range(len(toks) - n + 1):
+                    col = index.get(toks[j] if n == 1 else " ".join(toks[j : j + n]))
+                    if col is not None:
+                        counts[col] = counts.get(col, 0) + 1
+            cols = sorted(counts)
+            indices.extend(cols)
+            values.extend(counts[c] for c in cols)
+            indptr.append(len(indices))
+        X = sp.csr_matrix(
+            (np.asarray(values, dtype=np.float64), np.asarray(indices, dtype=np.int64), np.asarray(indptr)),
+            shape=(len(token_lists), len(self.word_terms_)),
+        )
+        X.data = (1.0 + np.log(X.data)) * self.word_idf_.astype(np.float64)[X.indices]
+        norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=1)).ravel())
+        norms[norms == 0] = 1.0
+        X = sp.diags(1.0 / norms) @ X
+        return X.astype(np.float32).tocsr()
 
     def _stack(self, Xw, Xc, docs):
         cues = sp.csr_matrix(cue_matrix(docs).astype(np.float32) * self.cue_weight)

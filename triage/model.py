@@ -69,7 +69,8 @@ class TriageModel(BaseEstimator):
     backend : versioned backend name, e.g. ``tfidf-linear.v1``.
     backend_params : keyword arguments for the backend.
     label_columns : head -> label column of the training frame (default: head name).
-    risk_thresholds : {"medium": x, "high": y} on ``risk_score``.
+    risk_thresholds : {"medium": x, "high": y, "high_without_cue": z} on the calibrated risk
+        probabilities (see :mod:`triage.risk`).
     review_threshold : a suggestion below this confidence sends the letter to 待复核.
     """
 

@@ -1,8 +1,9 @@
 """Escalation risk: the risk head's probabilities, the cue lexicon and metadata, combined.
 
 ``risk_score`` is the expected severity under the risk head (P(中)·0.5 + P(高)·1.0), which the
-head learns from text, cue counts and metadata (number of people, repeat petitioning).  The
-level comes from configurable thresholds; the reasons are what a supervisor can check: the cue
+head learns from text, cue counts and metadata (number of people, repeat petitioning); the risk
+queue sorts by it.  The level comes from configurable thresholds on the calibrated
+probabilities; the reasons are what a supervisor can check: the cue
 groups found in the text, plus metadata signs (a visit of five or more people is a collective
 visit; a petitioner who recurs in the batch is repeat petitioning).
 """
@@ -13,10 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cues import find_cues
+from .cues import HIGH_REASONS, find_cues
 
-#: Default thresholds on risk_score: at or above ``high`` is 高, at or above ``medium`` is 中.
-DEFAULT_THRESHOLDS = {"medium": 0.35, "high": 0.6}
+#: Default thresholds on the calibrated risk probabilities: 高 when P(高) reaches ``high``
+#: (and, without any explicit high-risk sign in the text or metadata, ``high_without_cue``);
+#: otherwise 中 when P(中) + P(高) reaches ``medium``; otherwise 低.
+DEFAULT_THRESHOLDS = {"medium": 0.5, "high": 0.5, "high_without_cue": 0.85}
 SEVERITY = {"低": 0.0, "中": 0.5, "高": 1.0}
 #: 信访工作中，五人以上为集体访
 COLLECTIVE_VISIT_PEOPLE = 5
@@ -35,11 +38,25 @@ def risk_score(proba: np.ndarray, classes) -> np.ndarray:
     return np.clip(np.asarray(proba) @ weights, 0.0, 1.0)
 
 
-def level_for(score: float, thresholds: dict | None = None) -> str:
-    t = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
-    if not 0 <= t["medium"] <= t["high"] <= 1:
-        raise ValueError(f"风险阈值应满足 0 ≤ medium ≤ high ≤ 1，实际为 {t}")
-    return "高" if score >= t["high"] else "中" if score >= t["medium"] else "低"
+def thresholds(custom: dict | None = None) -> dict:
+    t = {**DEFAULT_THRESHOLDS, **(custom or {})}
+    for k, v in t.items():
+        if not 0 <= float(v) <= 1:
+            raise ValueError(f"风险阈值 {k} 应在 0 到 1 之间，实际为 {v}")
+    return t
+
+
+def level_for(p_high: float, p_medium_or_high: float, has_high_cue: bool, custom: dict | None = None) -> str:
+    """高/中/低 from calibrated probabilities.
+
+    The label definition (data/LABELS.md) makes 高 a matter of explicit signs — skip-level or
+    Beijing petitioning, collective action, extreme acts — so without any such sign the model
+    must be much surer before it calls a letter 高.
+    """
+    t = thresholds(custom)
+    if p_high >= (t["high"] if has_high_cue else max(t["high"], t["high_without_cue"])):
+        return "高"
+    return "中" if p_medium_or_high >= t["medium"] else "低"
 
 
 def reasons_for(text: str, num_people: float = 1, recurrence: float = 1, channel: str = "") -> tuple[str, ...]:
@@ -65,5 +82,10 @@ def assess(
     channel: str = "",
     thresholds: dict | None = None,
 ) -> RiskAssessment:
-    score = float(risk_score(np.asarray(proba_row)[None, :], classes)[0])
-    return RiskAssessment(round(score, 4), level_for(score, thresholds), reasons_for(text, num_people, recurrence, channel))
+    proba_row = np.asarray(proba_row, dtype=float)
+    classes = [str(c) for c in classes]
+    p = {c: float(proba_row[i]) for i, c in enumerate(classes)}
+    score = float(risk_score(proba_row[None, :], classes)[0])
+    reasons = reasons_for(text, num_people, recurrence, channel)
+    level = level_for(p.get("高", 0.0), p.get("高", 0.0) + p.get("中", 0.0), bool(HIGH_REASONS & set(reasons)), thresholds)
+    return RiskAssessment(round(score, 4), level, reasons)

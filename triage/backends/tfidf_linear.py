@@ -128,18 +128,23 @@ class TfidfLinearBackend(Backend):
         return {h: m.predict_proba(X) for h, m in self.heads_.items()}
 
     def predict_proba_and_explain(self, docs, k: int = 5, heads=None):
-        """Probabilities and, for each head's top label, evidence spans; featurises once."""
+        """Probabilities and, for each head's top label, evidence spans; tokenises once."""
+        check_is_fitted(self, "heads_")
         docs = as_docs(docs)
-        X = self._features(docs)
+        toks = [tokenize_with_offsets(t) for t in docs["text"]]
+        X = self.featurizer_.transform(docs, tokens=[[w for w, _, _ in tk] for tk in toks])
         proba = {h: m.predict_proba(X) for h, m in self.heads_.items()}
         labels = {h: self.classes_[h][np.argmax(p, axis=1)] for h, p in proba.items()}
-        return proba, self._explain(docs, X, labels, k, heads)
+        return proba, self._explain(docs, X, labels, k, heads, toks)
 
     def explain(self, docs, labels, k=5):
+        check_is_fitted(self, "heads_")
         docs = as_docs(docs)
-        return self._explain(docs, self._features(docs), labels, k, None)
+        toks = [tokenize_with_offsets(t) for t in docs["text"]]
+        X = self.featurizer_.transform(docs, tokens=[[w for w, _, _ in tk] for tk in toks])
+        return self._explain(docs, X, labels, k, None, toks)
 
-    def _explain(self, docs, X, labels, k, heads):
+    def _explain(self, docs, X, labels, k, heads, all_tokens):
         feat = self.featurizer_
         word_index = feat.word_index()
         w0, w1 = feat.blocks_["word"]
@@ -154,7 +159,7 @@ class TfidfLinearBackend(Backend):
         for i, text in enumerate(docs["text"]):
             row = X.getrow(i)
             vals = dict(zip(row.indices.tolist(), row.data.tolist()))
-            toks = tokenize_with_offsets(text)
+            toks = all_tokens[i]
             spans: list[tuple[int, int, int, str]] = []  # (feature, start, end, term)
             for n in range(nmin, nmax + 1):
                 for j in range(len(toks) - n + 1):

@@ -1,0 +1,40 @@
+import numpy as np
+import pytest
+
+from triage.risk import assess, level_for, reasons_for, risk_score
+
+
+def test_risk_score_is_expected_severity():
+    assert risk_score(np.array([[0.2, 0.5, 0.3]]), ["低", "中", "高"])[0] == pytest.approx(0.55)
+    assert risk_score(np.array([[1.0, 0.0, 0.0]]), ["低", "中", "高"])[0] == 0
+
+
+@pytest.mark.parametrize(
+    "p_high, p_mh, cue, expected",
+    [
+        (0.6, 0.9, True, "高"),
+        (0.6, 0.9, False, "中"),  # no explicit sign: 0.6 is not sure enough for 高
+        (0.9, 0.95, False, "高"),
+        (0.1, 0.6, False, "中"),
+        (0.1, 0.3, True, "低"),
+    ],
+)
+def test_level_for(p_high, p_mh, cue, expected):
+    assert level_for(p_high, p_mh, cue) == expected
+
+
+def test_thresholds_validated():
+    with pytest.raises(ValueError, match="0 到 1"):
+        level_for(0.5, 0.5, True, {"high": 1.5})
+
+
+def test_reasons_from_text_and_metadata():
+    assert "越级进京" in reasons_for("再不解决就去北京上访")
+    assert reasons_for("来访反映噪音问题", num_people=8, channel="来访") == ("集体行动", "群体利益")
+    assert reasons_for("你好", recurrence=3) == ("重复长期",)
+    assert reasons_for("周末去坐跳楼机") == ()
+
+
+def test_assess_combines():
+    a = assess(np.array([0.1, 0.2, 0.7]), ["低", "中", "高"], "我们准备集体上访")
+    assert a.level == "高" and "集体行动" in a.reasons and 0 <= a.score <= 1
