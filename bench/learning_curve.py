@@ -56,7 +56,8 @@ def fit_model(X, y, seed: int):
 
 def certainty(model, X, strategy: str = "margin") -> np.ndarray:
     """Small means uncertain.  margin: top-1 minus top-2 calibrated probability;
-    least: top-1 probability (least-confidence); entropy: minus the entropy."""
+    least: top-1 probability (least-confidence); entropy: minus the entropy.
+    (``diverse`` = margin, then :func:`diverse_pick`.)"""
     p = model.predict_proba(X)
     part = np.sort(p, axis=1)
     if strategy == "least":
@@ -68,6 +69,26 @@ def certainty(model, X, strategy: str = "margin") -> np.ndarray:
 
 def macro_f1(model, X, y, labels) -> float:
     return float(f1_score(y, model.predict(X), labels=labels, average="macro", zero_division=0))
+
+
+def diverse_pick(X_pool, pool: np.ndarray, certainty_: np.ndarray, step: int, seed: int, factor: int = 5) -> np.ndarray:
+    """Margin sampling with diversity: cluster the ``factor * step`` most uncertain letters into
+    ``step`` groups (k-means on TF-IDF) and take the most uncertain letter of each group, so a
+    batch is not spent on near-copies of one confusing letter."""
+    from sklearn.cluster import MiniBatchKMeans
+
+    order = np.argsort(certainty_, kind="stable")[: factor * step]
+    cand = pool[order]
+    if len(cand) <= step:
+        return cand
+    km = MiniBatchKMeans(n_clusters=step, random_state=seed, n_init=3, batch_size=1024).fit(X_pool[cand])
+    picked, seen = [], set()
+    for i, c in zip(cand, km.labels_):  # cand is sorted by uncertainty: first of each cluster
+        if c not in seen:
+            seen.add(c)
+            picked.append(i)
+    rest = [i for i in cand if i not in set(picked)]
+    return np.asarray((picked + rest)[:step])
 
 
 def run_curve(X_pool, y_pool, X_test, y_test, labels, order: str, *, start: int, step: int, seed: int, log, strategy: str = "margin") -> list[tuple[int, float]]:
@@ -89,8 +110,11 @@ def run_curve(X_pool, y_pool, X_test, y_test, labels, order: str, *, start: int,
             break
         if order == "uncertainty":
             pool = np.flatnonzero(~is_lab)
-            m = certainty(model, X_pool[pool], strategy)
-            pick = pool[np.argsort(m, kind="stable")[:step]]
+            m = certainty(model, X_pool[pool], "margin" if strategy == "diverse" else strategy)
+            if strategy == "diverse" and len(pool) > step:
+                pick = diverse_pick(X_pool, pool, m, step, seed)
+            else:
+                pick = pool[np.argsort(m, kind="stable")[:step]]
         else:
             pick = np.asarray([i for i in rest_random if not is_lab[i]][:step])
         is_lab[pick] = True
@@ -136,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--test-size", type=float, default=0.2)
     ap.add_argument("--within", type=float, default=0.02, help="目标 = 全量 macro-F1 减去此值")
     ap.add_argument("--max-labels", type=int, default=None, help="只模拟到这么多标注（默认整个候选池）")
-    ap.add_argument("--strategy", choices=("margin", "least", "entropy"), default="margin", help="不确定性度量（默认 margin）")
+    ap.add_argument("--strategy", choices=("margin", "least", "entropy", "diverse"), default="margin", help="不确定性度量（默认 margin）")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
 
