@@ -50,6 +50,7 @@ from triage.workbook import ACCEPT_DAYS
 #: XLSX sheets hold at most this many rows, header included
 EXCEL_MAX_ROWS = 1_048_576
 PARTS_FORMAT = 1
+MIN_CHUNK = 200
 OUTPUT_SUFFIX = "_分拣结果"
 #: heads whose label distribution and confidence are summarised (drift checks use these)
 SUMMARY_HEADS: tuple[str, ...] = ("track", "route", "department", "risk")
@@ -125,6 +126,8 @@ class ScoreSummary:
             lines.append(f"  断点续跑：{self.resumed_chunks}/{self.chunks} 块沿用上次结果")
         if self.batch_id:
             lines.append(f"  已写入复核数据库，批次 {self.batch_id}")
+        if self.row_errors:
+            lines.append(f"  未能分拣的行，例如：{self.row_errors[0]}")
         n_warn = len(self.warnings)
         if n_warn:
             lines.append(f"  提示 {n_warn} 条，例如：{self.warnings[0]}")
@@ -535,6 +538,8 @@ def score_file(
     src = Path(input)
     out = Path(output) if output is not None else default_output(src)
     kind = _output_kind(out)
+    if src.exists() and out.exists() and src.resolve() == out.resolve():
+        raise SchemaError("输出文件不能与输入文件相同", source=str(src), expected="另一个文件名", found=str(out))
     model_dir = resolve(model, models_root)
     manifest = read_manifest(model_dir)
     version = str(manifest["version"])
@@ -542,6 +547,10 @@ def score_file(
 
     # Pass 1: rows and batch-wide recurrence (also rejects an unusable file early).
     n_rows, recurrence = _first_pass(str(src), chunksize=chunksize, sheet=sheet)
+    # A small batch is cut finer so that parallel workers finish together (at least 16 chunks
+    # up to `chunksize` rows each, none under MIN_CHUNK rows).  Depends on the file only, so a
+    # resumed run cuts the same chunks whatever --jobs it is given.
+    chunksize = min(chunksize, max(MIN_CHUNK, -(-n_rows // 16)))
     if kind == "xlsx" and n_rows + 1 > EXCEL_MAX_ROWS:
         raise SchemaError(
             "行数超过 Excel 工作表上限，无法写成 .xlsx",
@@ -572,7 +581,8 @@ def score_file(
     if db:
         from triage.store import open_store
 
-        store = open_store(db)
+        store = open_store(db)  # fails early on a bad URL
+        store.engine.dispose()  # no open connection is inherited by the forked workers
         summary.batch_id = batch_id
 
     if jobs == 1:
@@ -715,6 +725,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 def run_args(args: argparse.Namespace) -> int:
     from triage.registry import ModelDirectoryError
+    from triage.store import StoreError
 
     try:
         summary = score_file(
@@ -738,6 +749,9 @@ def run_args(args: argparse.Namespace) -> int:
     except ResumeError as exc:
         print(f"无法续跑：{exc}", file=sys.stderr)
         return 4
+    except StoreError as exc:
+        print(f"数据库错误：{exc}", file=sys.stderr)
+        return 3
     except RuntimeError as exc:
         print(f"分拣中断：{exc}", file=sys.stderr)
         return 1

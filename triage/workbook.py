@@ -80,7 +80,8 @@ FIELD_HELP: dict[str, str] = {
 
 _PERCENT = ("track_confidence", "route_confidence", "department_confidence")
 _FLOAT = ("risk_score",)
-_WRAP = ("title", "text", "evidence", "alternatives", "department_alternatives", "route_guidance", "risk_reasons", "error", "address")
+#: long text: wrapped (each styled cell costs write time, so only the long columns)
+_WRAP = ("title", "text", "evidence", "alternatives", "route_guidance", "error")
 _WIDTHS = {
     "id": 14, "title": 28, "text": 60, "received_at": 12, "channel": 9, "petitioner": 10, "id_number": 20,
     "phone": 14, "address": 24, "num_people": 6, "track": 10, "track_confidence": 9, "route": 12,

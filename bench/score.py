@@ -1,0 +1,307 @@
+"""Throughput and memory of the batch scorer (CSV → CSV), against jieba-only tokenisation.
+
+Usage: python bench/score.py [--rows 100000] [--jobs 1 2] [--model VERSION|DIR] [--chunksize 2000]
+                             [--workdir DIR] [--seed 0]
+
+Generates ``--rows`` synthetic letters (triage.synth.generate; no real data), writes them as a
+clerk's CSV, then for each process count in ``--jobs``:
+
+1. runs ``score_file`` (CSV → CSV) in a fresh child process and measures letters/s (time
+   inside score_file: first pass, scoring, assembly; not the interpreter start-up and imports)
+   and the peak memory of the whole process tree (the child and its workers, sampled from /proc
+   every 0.1 s as the sum of each process's PSS, so pages shared after fork count once);
+2. tokenises the same letters (normalised title + body, triage.tokenize.tokenize) with the same
+   number of processes, reading the same CSV in the same chunks: the jieba-only baseline.
+
+Prints the figures and the ratios the scorer is held to: scorer/jieba throughput (target
+≥ 0.9), speed-up from 1 to 2 processes (target ≥ 1.8), peak RSS (target < 1 GiB, also at
+1,000,000 rows: ``--rows 1000000``).  Without ``--model`` the champion is used, or, when there
+is none, a small model is trained on 3,000 synthetic letters in the work directory.
+It is a benchmark, not a test: the figures depend on the machine and on what else runs on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+_SCORE_CHILD = r"""
+import json, sys, time
+import triage.score as s
+from triage.registry import read_manifest, resolve
+from triage.backends import backend_class
+from triage.tokenize import tokenize
+model, src, out, jobs, chunksize = sys.argv[1:6]
+backend_class(read_manifest(resolve(model))["backend"])  # imports outside the timing
+tokenize("预热")
+t = time.perf_counter()
+summary = s.score_file(src, out, model=model, jobs=int(jobs), chunksize=int(chunksize), progress=False)
+dt = time.perf_counter() - t
+print(json.dumps({"seconds": dt, "rows": summary.rows, "errors": summary.errors}))
+"""
+
+_PIPELINE_CHILD = r"""
+import json, sys, time
+import pandas as pd
+import triage.score as s
+model, src, out, jobs, chunksize = sys.argv[1:6]
+_row = None
+
+def constant_predict(frame, rec):
+    # the scorer's own work (reading, validation, recurrence, masking, parts, assembly) with a
+    # stand-in model that returns one fixed suggestion: memory and overhead of the pipeline itself
+    global _row
+    if _row is None:
+        _row = s._MODEL.predict(frame.iloc[:1], version=s._MODEL_VERSION).iloc[0].to_dict()
+    return pd.DataFrame([_row] * len(frame), index=frame.index), {}
+
+s._predict = constant_predict
+t = time.perf_counter()
+summary = s.score_file(src, out, model=model, jobs=int(jobs), chunksize=int(chunksize), progress=False)
+print(json.dumps({"seconds": time.perf_counter() - t, "rows": summary.rows, "errors": summary.errors}))
+"""
+
+_JIEBA_CHILD = r"""
+import json, sys, time
+import concurrent.futures as cf
+import pandas as pd
+from triage.normalize import normalize_text
+from triage.schema import letter_text
+from triage.tokenize import tokenize
+
+def work(pairs):
+    n = 0
+    for title, text in pairs:
+        n += len(tokenize(normalize_text(letter_text(title, text))))
+    return len(pairs), n
+
+def warm():
+    tokenize("预热")
+
+src, jobs, chunksize = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+warm()
+t = time.perf_counter()
+rows = 0
+chunks = pd.read_csv(src, dtype=str, keep_default_na=False, chunksize=chunksize, usecols=["title", "text"])
+if jobs == 1:
+    for c in chunks:
+        rows += work(list(zip(c["title"], c["text"])))[0]
+else:
+    with cf.ProcessPoolExecutor(jobs, initializer=warm) as pool:
+        pending = set()
+        for c in chunks:
+            pending.add(pool.submit(work, list(zip(c["title"], c["text"]))))
+            if len(pending) >= 2 * jobs:
+                done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+                rows += sum(f.result()[0] for f in done)
+        rows += sum(f.result()[0] for f in pending)
+print(json.dumps({"seconds": time.perf_counter() - t, "rows": rows}))
+"""
+
+
+# --------------------------------------------------------------------------------------
+# Peak RSS of a process tree, from /proc
+# --------------------------------------------------------------------------------------
+
+
+def _children_map() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                stat = fh.read().decode(errors="replace")
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        kids.setdefault(ppid, []).append(int(entry))
+    return kids
+
+
+def _rss_kib(pid: int) -> int:
+    """Proportional set size (shared pages split between the processes sharing them); VmRSS
+    where smaps_rollup is not available."""
+    for path, key in ((f"/proc/{pid}/smaps_rollup", "Pss:"), (f"/proc/{pid}/status", "VmRSS:")):
+        try:
+            with open(path) as fh:
+                for line in fh:
+                    if line.startswith(key):
+                        return int(line.split()[1])
+        except OSError:
+            continue
+    return 0
+
+
+def tree_rss_kib(root: int) -> int:
+    kids = _children_map()
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        total += _rss_kib(pid)
+        stack.extend(kids.get(pid, []))
+    return total
+
+
+def run_measured(cmd: list[str], env: dict) -> tuple[dict, float, float]:
+    """Run ``cmd``; returns (its JSON result, wall seconds, peak tree memory (PSS) in MiB)."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = 0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, tree_rss_kib(proc.pid))
+            stop.wait(0.1)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    out, err = proc.communicate()
+    stop.set()
+    th.join()
+    wall = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise SystemExit(f"子进程失败（{proc.returncode}）：{' '.join(cmd[:3])}\n{err[-3000:]}")
+    return json.loads(out.strip().splitlines()[-1]), wall, peak / 1024
+
+
+# --------------------------------------------------------------------------------------
+
+
+_INPUT_COLUMNS = ("id", "title", "text", "received_at", "channel", "petitioner", "id_number", "phone", "address", "num_people")
+
+
+def make_letters(rows: int, seed: int, path: Path, unique: int | None = None) -> None:
+    """``rows`` synthetic letters as a clerk's CSV.  With ``unique`` < ``rows`` only that many
+    distinct letters are generated and repeated (new ids), which is how 1,000,000 rows are made
+    in minutes instead of an hour."""
+    from triage.synth import generate
+
+    block = min(unique or rows, 100_000)  # in blocks: 1,000,000 rows never sit in memory at once
+    first = True
+    start = 0
+    cache = None
+    while start < rows:
+        n = min(block, rows - start)
+        if cache is None or not unique or start < unique:
+            frame = generate(n, seed + start)
+            frame = frame[[c for c in frame.columns if c in _INPUT_COLUMNS]]
+            cache = frame
+        else:
+            frame = cache.iloc[:n]
+        frame = frame.assign(id=[f"B{start + i:07d}" for i in range(n)])
+        frame.to_csv(path, mode="w" if first else "a", header=first, index=False, encoding="utf-8")
+        first = False
+        start += n
+
+
+def ensure_model(model: str | None, workdir: Path) -> str:
+    from triage import registry
+
+    if model:
+        return str(registry.resolve(model))
+    try:
+        return str(registry.resolve(None))
+    except registry.ModelDirectoryError:
+        pass
+    root = workdir / "models"
+    if (root / "bench-model").is_dir():
+        return str(root / "bench-model")
+    from triage.model import TriageModel
+    from triage.synth import generate
+
+    print("没有冠军模型：用 3000 封合成信训练一个小模型 …", file=sys.stderr)
+    m = TriageModel().fit(generate(3000, 12345))
+    return str(registry.save_version(m, root=root, version="bench-model"))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=100_000)
+    ap.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--model")
+    ap.add_argument("--chunksize", type=int, default=2000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workdir", help="where the letters, outputs and a trained model go (default: a temporary directory)")
+    ap.add_argument("--unique", type=int, help="generate only this many distinct letters and repeat them (fast 1,000,000-row files)")
+    ap.add_argument(
+        "--pipeline-only",
+        action="store_true",
+        help="replace the model by a constant suggestion: the scorer's own memory and overhead at large row counts, no jieba baseline",
+    )
+    a = ap.parse_args(argv)
+
+    workdir = Path(a.workdir) if a.workdir else Path(tempfile.mkdtemp(prefix="bench-score-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    src = workdir / f"letters_{a.rows}.csv"
+    if not src.exists():
+        t = time.perf_counter()
+        make_letters(a.rows, a.seed, src, a.unique)
+        print(f"生成 {a.rows} 封合成信：{time.perf_counter() - t:.1f} 秒 → {src}", file=sys.stderr)
+    model = ensure_model(a.model, workdir)
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+    if a.pipeline_only:
+        for jobs in a.jobs:
+            out = workdir / f"pipeline_{a.rows}_j{jobs}.csv"
+            r, wall, rss = run_measured([sys.executable, "-c", _PIPELINE_CHILD, model, str(src), str(out), str(jobs), str(a.chunksize)], env)
+            assert r["rows"] == a.rows, r
+            print(
+                f"pipeline only (constant model), {a.rows} rows, jobs={jobs}: {a.rows / r['seconds']:.0f} rows/s, "
+                f"{r['seconds']:.1f} s, peak memory (PSS, process tree) {rss:.0f} MiB"
+            )
+            out.unlink(missing_ok=True)
+        return 0
+
+    results: dict[int, dict] = {}
+    for jobs in a.jobs:
+        out = workdir / f"scored_{a.rows}_j{jobs}.csv"
+        r, wall, rss = run_measured([sys.executable, "-c", _SCORE_CHILD, model, str(src), str(out), str(jobs), str(a.chunksize)], env)
+        j, jwall, jrss = run_measured([sys.executable, "-c", _JIEBA_CHILD, str(src), str(jobs), str(a.chunksize)], env)
+        assert r["rows"] == a.rows == j["rows"], (r, j)
+        results[jobs] = {
+            "scorer_letters_per_s": r["rows"] / r["seconds"],
+            "scorer_seconds": r["seconds"],
+            "scorer_wall_s": wall,
+            "scorer_peak_rss_mib": rss,
+            "jieba_letters_per_s": j["rows"] / j["seconds"],
+            "jieba_peak_rss_mib": jrss,
+            "errors": r["errors"],
+        }
+        x = results[jobs]
+        print(
+            f"jobs={jobs}: 分拣 {x['scorer_letters_per_s']:.0f} 件/秒（{x['scorer_seconds']:.1f} 秒，进程树峰值内存 {rss:.0f} MiB）；"
+            f"仅 jieba 分词 {x['jieba_letters_per_s']:.0f} 件/秒；比值 {x['scorer_letters_per_s'] / x['jieba_letters_per_s']:.2f}",
+            file=sys.stderr,
+        )
+
+    print(f"\n# bench/score.py — {a.rows} letters, chunksize {a.chunksize}, model {Path(model).name}, {os.cpu_count()} CPUs")
+    print("| jobs | scorer letters/s | jieba letters/s | scorer/jieba (≥0.9) | peak memory (PSS) MiB (<1024) |")
+    print("|---|---|---|---|---|")
+    for jobs, x in results.items():
+        print(
+            f"| {jobs} | {x['scorer_letters_per_s']:.0f} | {x['jieba_letters_per_s']:.0f} | "
+            f"{x['scorer_letters_per_s'] / x['jieba_letters_per_s']:.2f} | {x['scorer_peak_rss_mib']:.0f} |"
+        )
+    if 1 in results and 2 in results:
+        sp = results[2]["scorer_letters_per_s"] / results[1]["scorer_letters_per_s"]
+        jsp = results[2]["jieba_letters_per_s"] / results[1]["jieba_letters_per_s"]
+        print(f"\nspeed-up 1→2 jobs: scorer {sp:.2f} (target ≥ 1.8), jieba {jsp:.2f}")
+    print(json.dumps({"rows": a.rows, "chunksize": a.chunksize, "results": results}, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
