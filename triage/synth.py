@@ -153,7 +153,8 @@ _SLOT_GEN = {
     "fee2": lambda r, s: _pick(r, ("1.8", "2", "2.3", "2.5")),
     "fee_yb": lambda r, s: _pick(r, ("380", "400", "420")),
     "mu": lambda r, s: _pick(r, ("0.8", "1.2", "1.5", "2", "2.6", "3", "3.5", "5", "七", "十几")),
-    "n_grp": lambda r, s: _pick(r, (str(int(r.integers(20, 300))), "几十", "上百", "两百多", "三十多", "八十多")),
+    "n_grp": lambda r, s: _pick(r, (f"{int(r.integers(2, 30)) * 10}多", "三十多", "四五十", "五六十", "七八十", "一百多", "两百来",
+                                    f"{int(r.integers(20, 300))}", "近百", "上百")),
     "np": lambda r, s: str(int(r.integers(5, 61))),
     "n_pigs": lambda r, s: str(int(r.integers(3, 60)) * 10),
     "project": lambda r, s: _pick(r, ("{town}集镇改造项目", "城南片区棚户区改造项目", "{road}拓宽工程", "县工业园区项目",
@@ -875,6 +876,94 @@ ORDINARY_SCENARIOS += (
        ["请交通运输局规范驾校收费。", "希望尽快恢复公交站台。"], w=0.5),
 )
 
+#: consultations and suggestions (咨询、建议): a large share of real 网上留言
+ORDINARY_SCENARIOS += (
+    _s("住建局", "talent_housing", "staff", ("购房人", "名"), ["咨询人才购房补贴", "购房补贴申请被拒"],
+       ["我是去年引进到县里的技术人员，和妻子共同买了一套房，申请人才购房补贴却说不符合条件。",
+        "请问县里的人才购房补贴，夫妻共同购房的能不能申请？"],
+       ["窗口工作人员说要等新的细则出来。", "网上公布的政策条款写得比较笼统。"],
+       ["请住建部门解释一下具体的认定标准。", "希望政策能够公开透明，给个明确答复。"], w=0.5),
+    _s("住建局", "bundled_parking", "owner", OWNER, ["{compound}捆绑销售车位", "买房被要求买车位"],
+       ["在{compound}买房时，售楼部要求必须同时买一个车位，不买就不卖房。",
+        "{developer}把车位和储藏间打包卖，单价比市场价高出一大截。"],
+       ["我们不需要车位，可不买就不给签合同。", "售楼部说这是公司统一规定。"],
+       ["请住建部门查一查这种捆绑销售是否合规。", "希望规范商品房销售行为。"], w=0.6),
+    _s("住建局", "water_tank", "resident", RES, ["楼顶水箱长年不清洗", "二次供水水质"],
+       ["我们楼的楼顶水箱好几年没有清洗过，放出来的水有时候有异味。",
+        "{compound}的二次供水设施没人维护，水压时大时小。"],
+       ["物业说清洗要业主另外出钱。"],
+       ["请主管部门督促物业定期清洗水箱。", "希望有人来检测一下水质。"], w=0.5),
+    _s("住建局", "facility_support", "resident", RES, ["{community}配套设施建设", "小区周边配套不足"],
+       ["{community}住了几千人，连一个像样的菜市场和公厕都没有。",
+        "新城区的小区都交房了，周边的配套道路和路灯还没有建好。"],
+       ["买菜要走二十分钟，老人很不方便。"],
+       ["建议尽快完善周边的配套设施。", "请问这一片的配套建设有没有时间表？"], w=0.6),
+    _s("公安局", "settle_policy", "any", RES, ["落户政策咨询", "学历落户需要什么材料"],
+       ["我是大专毕业，想把户口落到县城，请问需要提供哪些就业证明？",
+        "老家的房子卖了，户口想迁到女儿家，派出所说要户主同意。"],
+       ["网上查到的落户条件和窗口说的不一样。"],
+       ["请问具体的办理流程是什么？", "希望给一个明确的答复。"], w=0.6),
+    _s("公安局", "vice_tip", "any", RES, ["举报涉黄场所", "{town}宾馆有人卖淫嫖娼"],
+       ["{road}有一家足浴店挂羊头卖狗肉，晚上有人在里面从事色情服务。",
+        "{town}街上有家宾馆，经常有人在里面聚众吸毒。"],
+       ["进进出出的人很杂，附近的住户很担心。"],
+       ["请公安机关依法查处。"], w=0.5),
+    _s("人社局", "talent_award", "staff", ("人才", "名"), ["人才引进奖励咨询", "高级技师奖励政策"],
+       ["我今年考取了高级技师证书，听说县里有技能人才奖励，请问怎么申请？",
+        "我是去年作为引进人才到县里工作的，说好的安家补助到现在没有兑现。"],
+       ["单位人事说要等人社局的通知。"],
+       ["请人社局解释奖励政策的具体条件。", "希望尽快兑现引进人才的待遇。"], w=0.6),
+    _s("人社局", "hr_license", "merchant", ("企业", "家"), ["人力资源服务许可证办理", "劳务派遣许可"],
+       ["我们公司想开展职业介绍业务，请问人力资源服务许可证怎么办理？",
+        "劳务派遣经营许可证到期了，续期需要哪些材料？"],
+       [],
+       ["请人社局告知办理流程。"], w=0.4),
+    _s("交通运输局", "bus_suggest", "resident", RES, ["建议优化公交线路", "公交站点设置建议"],
+       ["建议在{road}增设一个公交站点，现在两站之间隔了两公里多。",
+        "{bus}路公交站牌上写着有停靠站，可车从来不停。"],
+       ["附近几个小区的居民都要走很远去坐车。", "高峰期车次太少，等一趟车要半个小时。"],
+       ["希望交通运输局考虑我们的建议。", "请公交公司按站停靠。"], w=0.8),
+    _s("交通运输局", "road_suggest", "resident", RES, ["{road}路口交通建议", "建议修建人行天桥"],
+       ["{road}和{road2}交汇处早晚高峰堵得厉害，建议优化路口的通行方案。",
+        "建议在{school}门口的{road}上修一座人行天桥。"],
+       ["大车小车混在一起，非常危险。"],
+       ["以上建议供领导参考。", "希望相关部门研究采纳。"], w=0.8),
+    _s("生态环境分局", "rail_noise", "resident", RES, ["铁路噪音扰民", "高速公路噪声"],
+       ["{compound}紧挨着新修的高速，晚上大货车的噪音吵得人睡不着。",
+        "{village}旁边的铁路晚上火车经过时声音特别大，房子都在震。"],
+       ["当初环评的时候说要装隔音屏，到现在也没装。"],
+       ["请环保部门监测噪声，督促加装隔音设施。"], w=0.6),
+    _s("城管局", "garbage_station", "resident", RES, ["小区旁违规建垃圾站", "垃圾中转站选址"],
+       ["{compound}围墙外面新建了一个垃圾中转站，离住户窗户不到二十米。",
+        "{road}边的垃圾站天天往外冒臭水，夏天根本没法开窗。"],
+       ["建之前没有征求过附近居民的意见。"],
+       ["请城管部门重新考虑垃圾站的选址。", "希望垃圾站每天清洗消毒。"], w=0.6),
+    _s("城管局", "muck_dumping", "villager", VILL, ["渣土乱倒", "{village}被倒渣土"],
+       ["最近有渣土车把城里工地的渣土倒到{village}的田边，越堆越高。"],
+       ["不知道他们有没有审批手续。", "下雨后泥浆冲进了水渠。"],
+       ["请城管部门查一查渣土倾倒有没有手续。"], w=0.5),
+    _s("农业农村局", "member_identity", "villager", VILL, ["集体经济组织成员认定", "外嫁女分红问题"],
+       ["我是{village}嫁出去的女儿，户口一直没迁走，村里分红却不给我算。",
+        "村集体经济组织成员认定的时候，把我们一家三口都漏掉了。"],
+       ["别的村像我这种情况都有分红。", "村里说是村民代表会议表决的。"],
+       ["请农业农村局指导村里依法认定集体经济组织成员。", "请问外嫁女的成员资格是怎么规定的？"], w=0.7),
+    _s("乡镇人民政府", "group_leader", "villager", VILL, ["组长强占鱼塘", "组上的山塘被私人占用"],
+       ["我们{grp}组的组长把组里的鱼塘填了一半，自己盖了房子。",
+        "组上公用的山塘被组长承包给了他亲戚，承包费谁也不知道。"],
+       ["大家敢怒不敢言。"],
+       ["请镇政府调查处理，恢复鱼塘原貌。"], w=0.6),
+    _s("教育局", "retired_teacher", "elder", ("退休教师", "名"), ["退休教师奖金没发", "退休教师待遇"],
+       ["我是{school}的退休教师，别的学校的退休老师都发了年终奖励，我们学校没有发。",
+        "退休教师的体检福利这两年都取消了。"],
+       ["学校说是经费紧张。"],
+       ["请教育局督促落实退休教师的待遇。"], w=0.5),
+    _s("市场监管局", "fake_goods", "consumer", ("消费者", "名"), ["医院卖假冒产品", "虚假宣传"],
+       ["{hospital}门口的药店打着医院的名义卖所谓的特效药，其实就是普通保健品。",
+        "直播间里说是厂家直销，收到的货却是假冒的牌子。"],
+       ["店员说不满意可以退，真去退又各种推脱。"],
+       ["请市场监管局查处假冒伪劣和虚假宣传。"], w=0.5),
+)
+
 LITIGATION_SCENARIOS: tuple[Scenario, ...] = (
     # ---------------------------------------------------------------- 执行 -> 政法委
     _s("政法委", "loan_enforce", "any", ("申请人", "名"), ["判决生效后执行难", "{court}执行问题", "胜诉了却拿不到钱"],
@@ -1126,7 +1215,7 @@ CUE_ACTIONS: dict[str, tuple[str, ...]] = {
     "越级进京": ("我就去省里上访", "我只能进京上访了", "我就到北京去反映", "我就坐车去省城找领导", "我们就派代表去省信访局",
               "我只能去国家信访局讨个公道", "我就一级一级往上告，告到中央为止", "我就直接去北京，路再远也要去",
               "我准备越级到市里、省里去反映", "我就去首都找说理的地方", "我们就到省委门口去等领导"),
-    "集体行动": ("我们{n_grp}多户就一起去县政府门口讨说法", "大家就一起去把{road}堵了", "大家就拉着横幅到政府门口去",
+    "集体行动": ("我们{n_grp}户就一起去县政府门口讨说法", "大家就一起去把{road}堵了", "大家就拉着横幅到政府门口去",
               "全组的人就一起去镇里找书记", "{party}们就集体到县委去上访", "我们就组织大家到政府门口静坐",
               "几十号人就一起去把大门围住", "我们就把在家的人都叫上，一起去市政府"),
     "极端言行": ("我只能从楼顶跳下去", "我就喝农药死在他们门口", "我就跟他同归于尽", "我就抱着孩子去他家门口，死也要死在那里",
@@ -1159,12 +1248,12 @@ REPEAT_TIMES = ("十几次", "好几次", "不下二十次", "无数次", "三�
 REPEAT_RESULTS = ("每次都说正在处理", "一直没有结果", "到现在还是老样子", "每次都是一句研究研究", "最后都不了了之",
                   "回复都是同样几句话")
 GROUP: dict[str, tuple[str, ...]] = {
-    "owner": ("整个小区{n_grp}多户都深受其害。", "同一栋楼、同一个小区的{party}都是这个情况，有{n_grp}多户。",
-              "受影响的{party}有{n_grp}多户。"),
-    "villager": ("不光是我一家，全村{n_grp}多户都是这个情况。", "周边好几个村的老百姓都受影响。", "受影响的村民有{n_grp}多户。",
+    "owner": ("整个小区{n_grp}户都深受其害。", "同一栋楼、同一个小区的{party}都是这个情况，有{n_grp}户。",
+              "受影响的{party}有{n_grp}户。"),
+    "villager": ("不光是我一家，全村{n_grp}户都是这个情况。", "周边好几个村的老百姓都受影响。", "受影响的村民有{n_grp}户。",
                  "我们全组老老少少都受影响。"),
-    "worker": ("同一个地方被拖欠的还有{n_grp}多名工友。", "一起干活的{n_grp}多个工人都没拿到钱。", "和我情况一样的工人有{n_grp}多个。"),
-    "other": ("像我这样的{party}，至少还有几十{unit}。", "受影响的{party}有{n_grp}多{unit}。", "涉及的{party}有{n_grp}多{unit}，不是一家两家的事。"),
+    "worker": ("同一个地方被拖欠的还有{n_grp}名工友。", "一起干活的{n_grp}个工人都没拿到钱。", "和我情况一样的工人有{n_grp}个。"),
+    "other": ("像我这样的{party}，至少还有几十{unit}。", "受影响的{party}有{n_grp}{unit}。", "涉及的{party}有{n_grp}{unit}，不是一家两家的事。"),
 }
 EMOTION: tuple[str, ...] = (
     "这到底还有没有王法？！", "我真的是气得浑身发抖，饭都吃不下！", "老百姓的钱就这么被坑了，天理难容！！",
@@ -1303,7 +1392,7 @@ def _sentences_for(rng: np.random.Generator, sc: Scenario, length: str) -> list[
     elif length == "long":
         facts = list(sc.facts)
     else:
-        k = int(rng.integers(0, len(sc.facts) + 1))
+        k = int(rng.integers(len(sc.facts) // 2, len(sc.facts) + 1))
         facts = [sc.facts[i] for i in sorted(rng.choice(len(sc.facts), size=k, replace=False).tolist())]
     return facts + core if sc.route else core + facts
 
@@ -1338,6 +1427,50 @@ def _cue_sentences(rng: np.random.Generator, d: _Draft, skip: Sequence[str] = ()
     return out
 
 
+#: neutral chronology: dates and narrative that every kind of letter carries
+CHRONO = ("说起来这件事也有一段时间了，来龙去脉我简单说一下。", "这个情况是从{when_past}开始的。", "{year}年的时候这里还不是这样。",
+          "{when_recent}我又专门去现场看了一次。", "当时我们也没太在意，以为过段时间就好了。", "后来我打听了一下，才知道是这么回事。",
+          "刚开始的时候我们以为只是个别现象。", "事情要从{when_past}说起。")
+#: everyday sentences with digits, enumerations, 次/已经/多 and exclamation marks, for letters of every
+#: risk level, so that such characters carry no risk signal by themselves
+EVERYDAY = ("孩子上学、老人看病、日常出行都受影响。", "我家门牌号是{road}{num}号。", "前后花了{small_amount}多块钱。",
+            "那个地方离我家大概{num}米。", "每次路过都能看到。", "上次下大雨的时候就淹过一次。", "孩子已经上初中了。",
+            "太不方便了！", "拜托了！", "水、电、路这些基本的东西都要跟上。", "这次的事情和以前不一样。",
+            "我已经把材料准备好了。", "现在已经入冬了，天气冷。", "一天要跑两三次。", "周一、周三、周五都有人在那里。",
+            "一家三口每个月开支2000多元。", "说实话，这样下去真不是办法！", "我今年已经{age}岁了。",
+            "大概是{month}月{num}号前后的事。", "这条路每天有100多辆车经过。", "这件事涉及我们家的切身利益。",
+            "希望能及时回复。", "第一次遇到这种事，不知道该怎么办。", "十字路口那边最明显。", "无论如何请帮忙看一下。",
+            "受天气影响，最近更明显了。", "没有别的意思，就是想把事情说清楚。", "请问这种情况正常吗？", "到底归哪个部门管？",
+            "照片以及视频我都留着。", "这次麻烦领导了。", "我们一家十几口人都住在这里。", "附近没有别的路可以走。",
+            "我第一时间就拍了照片。", "我们受了不少罪。")
+REPEAT_CUE_STARTS = ("这是我第", "上次来信", "我之前已经")
+NEUTRAL_EXTRA = ("具体情况是这样的，我尽量说清楚一点。", "我们附近的人都知道这个情况。", "这个问题说大不大，说小也不小。",
+                 "我把情况整理了一下，写在这里。", "以上是我了解到的情况，供领导参考。", "平时大家见面也经常聊起这件事。",
+                 "我们家离那里只有几百米。", "我也是偶然发现这个问题的。", "如果需要，我可以带路去现场。",
+                 "我把相关的照片都保存在手机里了。", "这里面的具体数字我记得不是很准，大概是这样。")
+TIMELINE_OFFICES = ("村委会", "镇政府", "县信访局", "12345热线", "县长信箱", "主管部门", "社区", "街道办")
+TIMELINE_VERBS = ("去", "找", "打电话给", "写信给", "到")
+TIMELINE_RESPONSES = ("对方说会尽快处理", "工作人员做了登记", "说要开会研究", "让我回去等通知", "说这事不归他们管",
+                      "答应一个月内给答复", "来人看了一下就走了", "说已经转给了相关单位", "回复说正在协调")
+
+
+def _timeline(rng: np.random.Generator, long: bool) -> list[str]:
+    """Dated past contacts: itself a sign of a repeated, long-unresolved matter (重复长期)."""
+    year = int(rng.integers(2019, 2025))
+    month = int(rng.integers(1, 13))
+    out = []
+    for _ in range(int(rng.integers(3, 6)) if long else 2):
+        office = _pick(rng, TIMELINE_OFFICES)
+        verb = "打" if office == "12345热线" else _pick(rng, TIMELINE_VERBS)
+        out.append(f"{year}年{month}月，我{verb}{office}反映，{_pick(rng, TIMELINE_RESPONSES)}。")
+        month += int(rng.integers(2, 10))
+        year, month = year + (month - 1) // 12, (month - 1) % 12 + 1
+        if year > 2026 or (year == 2026 and month > 10):
+            break
+    out.append(_pick(rng, ("可到现在问题还是没有解决。", "结果都是一样，没人真正来解决。", "就这样一拖再拖。")))
+    return out
+
+
 def _apply_typos(rng: np.random.Generator, text: str) -> str:
     for _ in range(int(rng.integers(1, 3))):
         a, b = _pick(rng, TYPOS)
@@ -1365,24 +1498,40 @@ def _render(rng: np.random.Generator, d: _Draft, petitioner: str, prev_month: in
         "电话": (("phone", 0.85), ("short", 0.15)),
     }[ch]
     register = _pick(rng, [r for r, _ in reg_choices], [p for _, p in reg_choices])
-    if register == "short" and (d.risk != "低" or d.repeat_of is not None):
+    if register == "short" and d.risk != "低" and rng.random() < 0.5:
         register = {"来访": "visit", "电话": "phone"}.get(ch, "online")
     third = register in ("visit", "phone") or (register == "short" and ch in ("来访", "电话"))
     u = rng.random()
-    length = "short" if register == "short" else ("long" if (u < 0.07 and register in ("online", "letter")) else "normal")
+    length = "short" if register == "short" else ("long" if (u < 0.16 and register in ("online", "letter")) else "normal")
 
     body: list[str] = []
     intro = slots.fill(_pick(rng, WHO[sc.who]))
     if register in ("online", "letter") and rng.random() < 0.75:
         body.append(intro + "。")
-    if length != "short" and rng.random() < (0.6 if length == "long" else 0.18):
+    if length != "short" and rng.random() < (0.6 if length == "long" else 0.25):
         body.append(_pick(rng, BACKGROUND))
     facts = _sentences_for(rng, sc, length)
     body.extend(facts)
+    if length != "short" and rng.random() < (1.0 if length == "long" else 0.3):
+        k_chrono = int(rng.integers(2, 4)) if length == "long" else 1
+        for r_i in sorted(rng.choice(len(CHRONO), size=k_chrono, replace=False).tolist()):
+            body.insert(min(len(body), 1 + r_i % 2), CHRONO[r_i])
+    if length == "long":
+        for r_i in rng.choice(len(NEUTRAL_EXTRA), size=int(rng.integers(1, 4)), replace=False).tolist():
+            body.append(NEUTRAL_EXTRA[r_i])
+    if length != "short" and rng.random() < (0.9 if length == "long" else 0.5):
+        for r_i in rng.choice(len(EVERYDAY), size=int(rng.integers(1, 4 if length == "long" else 3)), replace=False).tolist():
+            body.insert(int(rng.integers(1, len(body) + 1)), EVERYDAY[r_i])
+    if d.risk == "低" and length != "short" and rng.random() < 0.7:
+        # as much neutral detail as a risky letter carries cues, so length says nothing about risk
+        for r_i in rng.choice(len(NEUTRAL_EXTRA), size=int(rng.integers(1, 4)), replace=False).tolist():
+            body.append(NEUTRAL_EXTRA[r_i])
     if length != "short":
         k_detail = int(rng.choice(4, p=(0.25, 0.35, 0.25, 0.15))) + (3 if length == "long" else 0)
         for r_i in rng.choice(len(DETAIL), size=k_detail, replace=False).tolist():
             body.insert(int(rng.integers(max(1, len(body) - 2), len(body) + 1)), DETAIL[r_i])
+    if "重复长期" in d.reasons and length != "short" and rng.random() < (0.9 if length == "long" else 0.35):
+        body.extend(_timeline(rng, long=length == "long"))
     repeat_cue = d.repeat_of is not None and "重复长期" in d.reasons and rng.random() < 0.8
     if repeat_cue:
         body.append(_pick(rng, REPEAT_CUES).replace("{prev_month}", str(prev_month or 1)))
@@ -1424,8 +1573,7 @@ def _render(rng: np.random.Generator, d: _Draft, petitioner: str, prev_month: in
     emo_last = [c for c in cues if c in EMOTION]
     cues_main = [c for c in cues if c not in emo_last]
     if length == "short":
-        body = body[-1:] if not body else [body[-1]]
-        body += cues_main + emo_last
+        body = facts[-1:] + ([b for b in body if b.startswith(REPEAT_CUE_STARTS)][:1]) + cues_main + emo_last
         if rng.random() < 0.5:
             body.append(ask)
         text = "".join(slots.fill(s) for s in body)
@@ -1824,5 +1972,7 @@ def write_sample_workbook(path, n: int = 300, seed: int = 7) -> Path:
     for col, w in widths.items():
         ws.column_dimensions[col].width = w
     ws.freeze_panes = "A2"
+    wb.properties.creator = "triage.synth"
+    wb.properties.created = wb.properties.modified = dt.datetime(2026, 1, 1)
     wb.save(path)
     return path
