@@ -343,7 +343,9 @@ def main(argv=None) -> int:
 
     cfgs = configs()
     if args.only:
-        cfgs = {k: v for k, v in cfgs.items() if any(s in k for s in args.only)}
+        # an item equal to a config name selects exactly that config, otherwise a substring
+        cfgs = {k: v for k, v in cfgs.items()
+                if any(s == k or (s not in cfgs and s in k) for s in args.only)}
     print("\n== 5-fold stratified macro-F1 (random_state=0)")
     print(f"{'config':48s} {'macro-F1':>16s} {'feat+fit s':>10s} {'vocab':>9s}")
     results = {}
