@@ -53,3 +53,15 @@ def test_docs_need_text_column():
 
     with pytest.raises(ValueError, match="text"):
         as_docs(pd.DataFrame({"body": ["x"]}))
+
+
+def test_whitespace_tokenizer_for_presegmented_text():
+    f = TextFeaturizer(tokenizer="whitespace", min_df=1).fit(["城乡 建设 问题", "劳动 保障 问题"])
+    assert "城乡 建设" in set(f.word_terms_)
+    assert f.tokens_with_offsets("城乡  建设") == [("城乡", 0, 2), ("建设", 4, 6)]
+    assert not any(" " in t for t in f.char_terms_)  # segmenting spaces are not characters
+
+
+def test_unknown_tokenizer_is_a_clear_error():
+    with pytest.raises(ValueError, match="分词方式"):
+        TextFeaturizer(tokenizer="bpe").fit(TEXTS)

@@ -10,6 +10,8 @@ JSON tree that loads slowly, whereas a numpy array is one compact ``.npy`` entry
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -18,7 +20,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.utils.validation import check_is_fitted
 
 from .cues import find_cues, legal_groups, risk_groups
-from .tokenize import tokenize
+from .tokenize import tokenize, tokenize_with_offsets
 
 #: Columns a featurizer reads from a letters frame; only ``text`` is required.
 DOC_COLUMNS = ("text", "num_people", "recurrence")
@@ -85,6 +87,7 @@ class TextFeaturizer(TransformerMixin, BaseEstimator):
         max_char_features=60000,
         min_df=2,
         cue_weight=1.0,
+        tokenizer="jieba",
     ):
         self.word_ngram_range = word_ngram_range
         self.char_ngram_range = char_ngram_range
@@ -92,11 +95,18 @@ class TextFeaturizer(TransformerMixin, BaseEstimator):
         self.max_char_features = max_char_features
         self.min_df = min_df
         self.cue_weight = cue_weight
+        self.tokenizer = tokenizer
 
     # -- fitting -----------------------------------------------------------------------
+    def _tokenize_fn(self):
+        try:
+            return TOKENIZERS[self.tokenizer]
+        except KeyError:
+            raise ValueError(f"未知的分词方式 “{self.tokenizer}”，可用：{', '.join(TOKENIZERS)}") from None
+
     def _new_vectorizers(self):
         word = TfidfVectorizer(
-            tokenizer=tokenize,
+            tokenizer=self._tokenize_fn(),
             token_pattern=None,
             lowercase=False,
             ngram_range=tuple(self.word_ngram_range),
@@ -107,6 +117,7 @@ class TextFeaturizer(TransformerMixin, BaseEstimator):
         )
         char = TfidfVectorizer(
             analyzer="char",
+            preprocessor=strip_spaces if self.tokenizer == "whitespace" else None,
             lowercase=False,
             ngram_range=tuple(self.char_ngram_range),
             min_df=self.min_df,
@@ -152,8 +163,16 @@ class TextFeaturizer(TransformerMixin, BaseEstimator):
         word, char = self._vectorizers()
         docs = as_docs(X)
         if tokens is None:
-            tokens = [tokenize(t) for t in docs["text"]]
+            fn = self._tokenize_fn()
+            tokens = [fn(t) for t in docs["text"]]
         return self._stack(self._word_matrix(tokens), char.transform(docs["text"]), docs)
+
+    def tokens_with_offsets(self, text: str) -> list[tuple[str, int, int]]:
+        """The featurizer's words with their character spans in ``text``."""
+        if self.tokenizer == "whitespace":
+            return [(m.group(0), m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+        self._tokenize_fn()
+        return tokenize_with_offsets(text)
 
     def _word_matrix(self, token_lists: list[list[str]]) -> sp.csr_matrix:
         """Exactly TfidfVectorizer.transform (sublinear tf, idf, l2), from already-cut words."""
@@ -205,6 +224,20 @@ class TextFeaturizer(TransformerMixin, BaseEstimator):
         state = self.__dict__.copy()
         state.pop("_cache", None)
         return state
+
+
+def split_whitespace(text: str) -> list[str]:
+    """Tokenizer for text that is already segmented (words separated by spaces)."""
+    return text.split()
+
+
+def strip_spaces(text: str) -> str:
+    """Character n-grams of pre-segmented text should not see the segmenting spaces."""
+    return "".join(text.split())
+
+
+#: word tokenizers by name (module-level functions, so they pickle by reference)
+TOKENIZERS = {"jieba": tokenize, "whitespace": split_whitespace}
 
 
 def _terms_array(vocabulary: dict[str, int]) -> np.ndarray:

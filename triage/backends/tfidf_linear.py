@@ -25,7 +25,6 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..cues import find_cues
 from ..features import TextFeaturizer, as_docs
-from ..tokenize import tokenize_with_offsets
 from .base import Backend, Evidence
 
 MODEL_FILE = "model.skops"
@@ -131,7 +130,7 @@ class TfidfLinearBackend(Backend):
         """Probabilities and, for each head's top label, evidence spans; tokenises once."""
         check_is_fitted(self, "heads_")
         docs = as_docs(docs)
-        toks = [tokenize_with_offsets(t) for t in docs["text"]]
+        toks = [self.featurizer_.tokens_with_offsets(t) for t in docs["text"]]
         X = self.featurizer_.transform(docs, tokens=[[w for w, _, _ in tk] for tk in toks])
         proba = {h: m.predict_proba(X) for h, m in self.heads_.items()}
         labels = {h: self.classes_[h][np.argmax(p, axis=1)] for h, p in proba.items()}
@@ -140,7 +139,7 @@ class TfidfLinearBackend(Backend):
     def explain(self, docs, labels, k=5):
         check_is_fitted(self, "heads_")
         docs = as_docs(docs)
-        toks = [tokenize_with_offsets(t) for t in docs["text"]]
+        toks = [self.featurizer_.tokens_with_offsets(t) for t in docs["text"]]
         X = self.featurizer_.transform(docs, tokens=[[w for w, _, _ in tk] for tk in toks])
         return self._explain(docs, X, labels, k, None, toks)
 
