@@ -56,3 +56,15 @@ def test_spans_point_into_text():
     text = "我们多次反映，准备集体上访，再不解决就喝农药"
     for h in find_cues(text, "risk"):
         assert text[h.start : h.end] == h.term
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["下水道堵塞好几天了", "早高峰路口堵住了", "小区业主联名信反映物业问题", "我们一起做项目一共10人，到年底还没结账"],
+)
+def test_not_collective_action(text):
+    assert "集体行动" not in groups(text)
+
+
+def test_joint_letter_is_group_interest():
+    assert "群体利益" in groups("小区业主联名信反映物业问题")
