@@ -185,7 +185,8 @@ def test_distractors_present_with_correct_labels(corpus):
     assert len(fair) > 5 and (fair["risk"] == "低").any()
     assert (fair["risk"] == "高").mean() < 0.2  # a fairground ride is not a threat to jump
     court_passing = clean[clean["text"].str.contains("要去法院告他")]
-    assert len(court_passing) > 0 and (court_passing["track"] == schema.TRACK_ORDINARY).all()
+    # (a litigation letter may carry the same sentence in a second, ordinary issue it raises)
+    assert len(court_passing) > 20 and (court_passing["track"] == schema.TRACK_ORDINARY).mean() > 0.9
     collective_word = clean[clean["text"].str.contains("集体经济|集体户|集体宿舍|集体土地")]
     assert len(collective_word) > 0
     assert not collective_word["risk_reasons"].str.contains("集体行动").all()

@@ -275,7 +275,7 @@ ORDINARY_SCENARIOS: tuple[Scenario, ...] = (
        ["请问公租房的审核进度怎么查？", "希望公租房分配公开透明，优先照顾真正困难的家庭。"], w=0.8),
     _s("住建局", "shantytown", "resident", ("拆迁户", "户"), ["棚改安置房迟迟不交付", "{project}安置问题", "过渡费太低"],
        ["{year}年我家的老房子被列入{project}，签了协议就拆了，安置房到现在没建好。",
-        "拆迁时说好两年内回迁安置，现在过去{yrs}了还没消息。"],
+        "拆迁时说好两年内回迁安置，现在过了期限还没消息。"],
        ["每个月的过渡费只有{small_amount}元，在县城根本租不到房子。",
         "安置房的位置和面积也和当初说的不一样。",
         "父亲八十多岁了，就盼着能住进新房。"],
@@ -1264,7 +1264,7 @@ EMOTION: tuple[str, ...] = (
 #: conditionals and words that look like cues but are not (label-neutral, for low-risk letters)
 NEAR_MISS: tuple[str, ...] = (
     "如果需要材料，我随时可以送过来。", "实在不行的话，我也只能再等等。", "再这样下去，地里的庄稼都要旱死了。",
-    "如果有不清楚的地方，我可以到现场指认。", "我们全家都指望这块地过日子。", "希望我们县也能像省里其他县一样把这件事办好。",
+    "如果有不清楚的地方，我可以到现场指认。", "我们全家都指望这块地过日子。", "希望县里也能像省里其他县一样把这件事办好。",
     "要是早点处理，也不至于这样。", "我在北京工作的孩子打电话回来也很着急。", "村委会集体研究过，也同意我们的意见。",
     "这件事我只反映这一次，相信政府会处理好。", "小孩子在家里闹着要去玩跳楼机，我都没敢让他去。",
     "去年省里来检查的时候，这里还整改过一次。", "如果这次能解决，我们全家都感谢政府。",
@@ -1437,7 +1437,7 @@ EVERYDAY = ("孩子上学、老人看病、日常出行都受影响。", "我家
             "那个地方离我家大概{num}米。", "每次路过都能看到。", "上次下大雨的时候就淹过一次。", "孩子已经上初中了。",
             "太不方便了！", "拜托了！", "水、电、路这些基本的东西都要跟上。", "这次的事情和以前不一样。",
             "我已经把材料准备好了。", "现在已经入冬了，天气冷。", "一天要跑两三次。", "周一、周三、周五都有人在那里。",
-            "一家三口每个月开支2000多元。", "说实话，这样下去真不是办法！", "我今年已经{age}岁了。",
+            "一家三口每个月开支2000多元。", "说实话，我们也不太懂这些规定。", "我今年已经{age}岁了。",
             "大概是{month}月{num}号前后的事。", "这条路每天有100多辆车经过。", "这件事涉及我们家的切身利益。",
             "希望能及时回复。", "第一次遇到这种事，不知道该怎么办。", "十字路口那边最明显。", "无论如何请帮忙看一下。",
             "受天气影响，最近更明显了。", "没有别的意思，就是想把事情说清楚。", "请问这种情况正常吗？", "到底归哪个部门管？",
@@ -1483,6 +1483,8 @@ def _apply_typos(rng: np.random.Generator, text: str) -> str:
 
 def _title(rng: np.random.Generator, sc: Scenario, slots: _Slots) -> str:
     topic = slots.fill(_pick(rng, sc.topics))
+    if topic.endswith(("问题", "？")):
+        return _pick(rng, (topic, "反映" + topic, topic + "，请领导关注"))
     form = _pick(rng, ("{t}", "关于{t}的问题", "反映{t}", "{t}，请领导关注", "请求解决{t}", "{t}问题", "{t}怎么办？", "投诉{t}"),
                  (3, 2, 2, 1, 1, 1, 0.6, 0.6))
     return form.format(t=topic)
@@ -1732,6 +1734,13 @@ def _plausible_departments(dept: str, taxonomy) -> list[str]:
     return near or [d.name for d in deps if d.name != dept]
 
 
+def _spoken_name(name: str, full_name: str) -> str:
+    """How a petitioner writes an office: the full name unless it is a collective one (各乡镇…)."""
+    if full_name.startswith("各") or "、" in full_name:
+        return {"乡镇人民政府": "镇政府", "纪委监委": "县纪委"}.get(name, "县" + name)
+    return full_name
+
+
 _ROUTE_FOR_DEPT = {"人社局": "仲裁", "公安局": "公安检察", "司法局": "行政复议诉讼"}
 
 
@@ -1749,7 +1758,7 @@ def generate(n: int, seed: int, taxonomy=None, *, return_noise_mask: bool = Fals
     route_w = [ROUTE_WEIGHTS[r] for r in routes]
     dates, day_numbers = _dates(rng, n)
     full_names = {dep.name: dep.full_name for dep in schema.load_taxonomy(taxonomy)}
-    confusers = {name: tuple(full_names[o] for o in _plausible_departments(name, taxonomy)) for name in full_names}
+    confusers = {name: tuple(_spoken_name(o, full_names[o]) for o in _plausible_departments(name, taxonomy)) for name in full_names}
     channels = list(CHANNEL_WEIGHTS)
     ch_w = list(CHANNEL_WEIGHTS.values())
 
