@@ -190,3 +190,13 @@ def test_sha256_changes_with_labels():
     b = build_training_data(base, lab2, [], _reviewed([], []), HEADS, recent_fraction=0.0)
     assert a.sha256() == build_training_data(base, lab, [], _reviewed([], []), HEADS, recent_fraction=0.0).sha256()
     assert a.sha256() != b.sha256()
+
+
+def test_minhash_estimates_jaccard():
+    from triage.dataset import _minhash
+
+    a = shingles(skeleton(LETTER + OTHERS[0]))
+    for keep in (0.3, 0.6, 0.92):
+        b = set(sorted(a)[: int(len(a) * keep)]) | {f"新{i}" for i in range(5)}
+        sig = _minhash([a, b])
+        assert abs((sig[0] == sig[1]).mean() - jaccard(a, b)) < 0.12, keep
