@@ -42,11 +42,22 @@ def test_real_shift_flagged():
     assert not r["department"].shifted
 
 
-def test_trivial_shift_in_huge_batch_is_significant_but_not_flagged():
-    r = drift.compare(REF, observed({"普通信访": 760_000, "涉法涉诉": 240_000}, {"住建局": 500_000, "人社局": 300_000, "教育局": 200_000}))
+def test_trivial_shift_in_huge_samples_is_significant_but_not_flagged():
+    big = {**REF, "labels": {h: {k: v * 1000 for k, v in c.items()} for h, c in REF["labels"].items()}}
+    r = drift.compare(big, observed({"普通信访": 760_000, "涉法涉诉": 240_000}, {"住建局": 500_000, "人社局": 300_000, "教育局": 200_000}))
     t = r["track"]
     assert t.p_value < 1e-10  # "significant" …
     assert t.psi < 0.2 and not t.shifted  # … but too small to matter
+
+
+def test_small_reference_is_treated_as_a_sample():
+    # the same apparent shift (80/20 -> 50/50) is significant against 1000 reference letters,
+    # not against 20
+    obs = observed({"普通信访": 100, "涉法涉诉": 100}, {"住建局": 100, "人社局": 60, "教育局": 40})
+    assert drift.compare(REF, obs)["track"].shifted
+    small = {**REF, "labels": {"track": {"普通信访": 16, "涉法涉诉": 4}, "department": {"住建局": 10, "人社局": 6, "教育局": 4}}}
+    t = drift.compare(small, obs)["track"]
+    assert t.p_value > 0.005 and not t.shifted
 
 
 def test_small_batch_large_apparent_shift_not_significant():

@@ -83,3 +83,13 @@ def test_decision_text_is_chinese_table():
     text = decision_text(decide(champ, chall))
     assert text.startswith("结论：保留原冠军")
     assert "0.800" in text and "0.700" in text and "-0.100" in text
+
+
+def test_heads_with_few_letters_are_not_checked_nor_averaged():
+    champ = {"holdout": m(track=(0.80, 200), route=(0.90, 4)), "recent": m()}
+    chall = {"holdout": m(track=(0.82, 200), route=(0.50, 4)), "recent": m()}
+    d = decide(champ, chall)
+    assert d.promote, d.reasons
+    assert d.champion_primary == 0.80 and d.challenger_primary == 0.82  # route (4 letters) left out
+    assert [r["checked"] for r in d.table if r["head"] == "route"] == [False]
+    assert "件数不足" in decision_text(d)

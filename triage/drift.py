@@ -14,11 +14,13 @@ Batches
     mean, ``scored``).  The newest ``window`` batches are pooled.
 
 Test, per head (track, route, department, risk)
-    * label distribution: chi-square goodness of fit of the pooled counts against the
-      reference proportions (counts smoothed by 0.5), Bonferroni over the heads at
-      ``alpha`` = 0.01; a shift is flagged only when, in addition, the population stability
-      index PSI ≥ 0.2 — with huge batches every trivial shift is "significant", PSI keeps
-      the effect size honest;
+    * label distribution: chi-square test of homogeneity of the reference counts and the
+      pooled batch counts (a two-sample test: the reference is itself a sample, a few
+      hundred held-out letters, so testing against its proportions as if exact would raise
+      false alarms), Bonferroni over the heads at ``alpha`` = 0.01; a shift is flagged only
+      when, in addition, the population stability index PSI (counts smoothed by 0.5) is
+      ≥ 0.2 — with huge samples every trivial shift is "significant", PSI keeps the effect
+      size honest;
     * confidence (not risk, whose scorer figure is a risk score): the mean confidence fell
       by at least ``conf_drop`` (0.05) and a one-sided z-test with the reference standard
       deviation gives p < alpha / heads.
@@ -101,6 +103,11 @@ class DriftResult:
     def drifted(self) -> bool:
         return any(h.shifted or h.confidence_dropped for h in self.heads.values())
 
+    @property
+    def flagged(self) -> bool:
+        """Alias of :attr:`drifted` (the CLI's ``--fail-on-drift`` reads it)."""
+        return self.drifted
+
     def report(self) -> str:
         ref = "该模型在留出集上的预测分布" if self.reference_kind == "holdout_predictions" else "训练标签分布（清单中没有留出集预测分布）"
         lines = [f"漂移检查：模型 {self.model_version}，参照：{ref}"]
@@ -161,12 +168,16 @@ def compare(reference: dict, observed: dict, *, alpha: float = 0.01, psi_thresho
     for h in heads:
         ref, obs = reference["labels"][h], observed["labels"][h]
         labels = sorted(set(ref) | set(obs))
-        r = np.asarray([ref.get(k, 0) for k in labels], dtype=float) + 0.5
+        r = np.asarray([ref.get(k, 0) for k in labels], dtype=float)
         o = np.asarray([obs.get(k, 0) for k in labels], dtype=float)
         n = int(o.sum())
-        expected = r / r.sum() * n
-        chi2, p = sps.chisquare(o, expected) if len(labels) > 1 else (0.0, 1.0)
-        d = psi(o + 0.5, r)
+        if len(labels) > 1 and r.sum() > 0 and n > 0:
+            # two-sample (homogeneity) test: the reference is a sample too, often a small one
+            chi2, p, _, _ = sps.chi2_contingency(np.vstack([r, o]), correction=False)
+        else:
+            chi2, p = 0.0, 1.0
+        d = psi(o + 0.5, r + 0.5)
+        r = r + 0.5
         hd = HeadDrift(h, n, labels, (r / r.sum()).tolist(), (o / max(n, 1)).tolist(), float(chi2), float(p), d, bool(p < level and d >= psi_threshold))
         m0 = (reference.get("mean_confidence") or {}).get(h)
         m1 = (observed.get("mean_confidence") or {}).get(h)

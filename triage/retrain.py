@@ -176,7 +176,12 @@ def retrain(
     log: Callable[[str], None] | None = None,
     _after_save: Callable[[Path], None] | None = None,
 ) -> RetrainResult:
-    """Train a challenger on base corpus + reviewed labels and promote it if the gate agrees."""
+    """Train a challenger on base corpus + reviewed labels and promote it if the gate agrees.
+
+    ``log`` receives progress lines (default: stderr); the caller prints ``result.report()``.
+    Raises ``SchemaError`` for an unreadable base corpus and ``StoreError`` for a database
+    that cannot be opened; a champion that cannot be loaded is reported, not raised.
+    """
     from .store import open_store
 
     log = log or (lambda m: print(m, file=sys.stderr))
@@ -195,7 +200,6 @@ def retrain(
         msg = "数据库中没有可用的人工复核标签，未训练新模型（只用基础语料训练请用 triage train）"
         res = RetrainResult("no_labels", rep, champion_before=champion_before, champion_after=champion_before, messages=[msg])
         res.seconds = time.perf_counter() - t0
-        log(res.report())
         return res
 
     log(f"读取基础语料 {base} …")
@@ -305,7 +309,7 @@ def retrain(
         result.status = "saved"
     result.seconds = time.perf_counter() - t0
     (directory / REPORT_FILE).write_text(result.report() + "\n", encoding="utf-8")
-    log(result.report())
+    log(f"完成：{'已晋升为冠军' if result.promoted else '冠军模型未变'}（详见 {directory / REPORT_FILE}）")
     return result
 
 
