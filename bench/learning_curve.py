@@ -129,7 +129,7 @@ def labels_needed(curve: list[tuple[int, float]], target: float) -> int | None:
     return None
 
 
-def plot(curves: dict[str, list[tuple[int, float]]], full: float, target: float, path: Path) -> None:
+def plot(curves: dict[str, list[tuple[int, float]]], full: float, target: float, path: Path, strategy: str = "margin") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -142,7 +142,7 @@ def plot(curves: dict[str, list[tuple[int, float]]], full: float, target: float,
     ax.axhline(target, color="grey", ls=":", lw=1, label=f"target ({target:.3f})")
     ax.set_xlabel("labels")
     ax.set_ylabel("macro-F1 (test split)")
-    ax.set_title("Learning curve: uncertainty (margin) vs random order")
+    ax.set_title(f"Learning curve: uncertainty ({strategy}) vs random order")
     ax.legend(loc="lower right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     )
     table.to_csv(out / "learning_curve.csv", index=False)
-    plot(curves, full, target, out / "learning_curve.png")
+    plot(curves, full, target, out / "learning_curve.png", args.strategy)
 
     print("\nlabels  uncertainty  random")
     for row in table.itertuples(index=False):
