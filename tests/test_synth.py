@@ -194,6 +194,22 @@ def test_distractors_present_with_correct_labels(corpus):
     assert (wages["department"] == "人社局").mean() > 0.5
 
 
+def test_legal_words_and_group_signs_do_not_decide_labels(corpus):
+    """Real-letter failure modes: legal words in ordinary petitions, plain-worded police cases,
+    group signs that are not escalation, and requests that name the responsible office."""
+    df, noise = corpus
+    clean = df[~noise]
+    lit = clean[clean["track"] == schema.TRACK_LITIGATION]
+    assert 0.2 < (lit["route"] == "公安检察").mean() < 0.4, "police cases are the commonest legal route"
+    legal_words = clean["text"].str.contains("起诉|打官司|申诉|强制拆除|查封|诈骗|报了警|判决|行政复议")
+    assert legal_words.sum() > 200
+    assert (clean.loc[legal_words, "track"] == schema.TRACK_ORDINARY).mean() > 0.5, "legal words alone do not make 涉法涉诉"
+    group = clean["risk_reasons"].str.contains("群体利益")
+    assert group.sum() > 100 and (clean.loc[group, "risk"] == "高").mean() < 0.2, "many people affected is mostly 中"
+    named_ask = clean["text"].str.contains(r"(?:请|希望|恳请)[^，。！？]{0,6}(?:局|委|分局)")
+    assert named_ask.mean() < 0.25, "most letters do not name the responsible office"
+
+
 # ------------------------------------------------------------------ taxonomy
 
 

@@ -167,6 +167,7 @@ _SLOT_GEN = {
     "xroad": lambda r, s: _pick(r, (f"X0{int(r.integers(10, 99))}县道", "{town}到{village}的通村公路", f"S2{int(r.integers(10, 99))}省道",
                                     "{village}的通组路")),
     "bus": lambda r, s: str(int(r.integers(1, 13))),
+    "platform": lambda r, s: _pick(r, BRANDS) + _pick(r, ("金服", "财富", "理财", "e贷", "汇投", "宝")),
     "dept_x": lambda r, s: _pick(r, ("县市场监管局", "县城管局", "县交通运输局执法大队", "县生态环境分局", "县自然资源局")),
     "item": lambda r, s: _pick(r, ("消防设施", "卫生许可", "食品留样", "排污设施", "标签标识")),
     "product": lambda r, s: _pick(r, PRODUCTS),
@@ -1139,6 +1140,169 @@ _SOFT_CORES: dict[str, tuple[str, ...]] = {
 }
 LITIGATION_SCENARIOS = tuple(replace(sc, core=sc.core + _SOFT_CORES.get(sc.key, ())) for sc in LITIGATION_SCENARIOS)
 
+#: Ordinary petitions that use legal words in non-legal roles (诉访分离 false friends): tips to a
+#: regulator, past lawsuits as background, administrative enforcement, 申诉 meaning "complaint",
+#: threats to sue while asking a department to act now, police doing everyday duties.
+ORDINARY_SCENARIOS += (
+    _s("市场监管局", "pyramid_tip", "any", RES, ["举报{company}搞传销", "{company}涉嫌传销，请查处", "有人打着养老旗号拉人头"],
+       ["{town}有一家所谓的{company}，天天开会给人洗脑，拉人交钱入会，说交{amount}就能当代理，拉的人越多返利越多，这明显是传销。",
+        "{road}一栋写字楼里有人以消费养老的名义搞拉人头返利，很多老人被哄着交了钱，我怀疑是诈骗。",
+        "最近朋友圈里到处在传一个叫{company}的项目，入门费{small_amount}元，靠发展下线赚钱，我觉得是违法的。"],
+       ["我亲戚已经陷进去了，劝也劝不回来。", "他们还在微信群里宣传，说有政府背景。",
+        "这种违法行为如果不及时制止，会有更多人上当受骗。", "我不是受害人，只是看不下去，匿名举报一下。",
+        "听说外地已经有人因为这个被判了刑，可这里还在明目张胆地干。"],
+       ["请相关部门尽快查处，取缔这个窝点。", "希望有关部门调查这家公司，发个风险提示，提醒群众不要上当。",
+        "请依法查处这种违法行为，保护老百姓的钱袋子。"], w=0.9),
+    _s("公安局", "fundraising_tip", "any", RES, ["{company}涉嫌非法集资", "举报高息揽储", "提醒警惕非法集资"],
+       ["{company}在{town}租了门面，打着理财的旗号承诺月息两分，到处拉老百姓存钱，我认为涉嫌非法集资。",
+        "最近{village}有人上门推销一种高息理财产品，说保本保息，好多老人把存款都取出来投了。",
+        "{company}在{landmark}摆摊发传单，说投一万元一年能拿三千利息，这不就是骗人的吗？"],
+       ["我自己没有投钱，就是担心村里的老人将来血本无归。", "他们发的宣传单上连个正规的公司地址都没有。",
+        "听说外地已经有类似的平台爆雷了。", "我们这些人不懂金融，只觉得这里面有问题。"],
+       ["请有关部门尽快调查，及早制止，防止更多人受骗。", "建议政府部门加强宣传，提醒群众警惕非法集资。",
+        "请相关部门查一查这家公司的资质。"], w=0.8),
+    _s("市场监管局", "fake_product_tip", "consumer", ("消费者", "名"), ["举报{factory}生产假冒伪劣产品", "{company}卖假货", "小作坊制假售假"],
+       ["{company}在网上卖的所谓进口奶粉，其实是在{town}一个小作坊里灌装的，涉嫌欺诈消费者。",
+        "{factory}用回收料生产劣质产品，贴上名牌的商标对外销售。",
+        "{town}有个仓库专门往外发假冒名牌白酒，送货的车天天进出。"],
+       ["我在那里上过几天班，亲眼看到的。", "这些假货流到市场上，坑的都是老百姓。", "有人说这是违法犯罪，应该判刑，可就是没人去查。"],
+       ["请市场监管部门依法查处，封存这些假货。", "希望有关部门立案查处这家企业的违法行为。"], w=0.8),
+    _s("自然资源局", "registry_after_suit", "villager", VILL, ["不动产登记面积不符", "按判决办证的问题", "宅基地登记"],
+       ["{year}年我和邻居为宅基地的事打过官司，法院判决早就履行完了，现在办不动产登记，登记中心说我家面积和以前的测量对不上。",
+        "前几年我家的土地纠纷法院已经判了，判决也执行了，可这次确权登记还是按老面积登的。"],
+       ["判决书我一直留着，可窗口说要重新测量，测量又要排队。", "现在孩子结婚要用房子办贷款，没有证办不了。"],
+       ["请自然资源局派人重新测量，按实际面积给我办证。", "希望登记部门按规定给我办理登记。"], w=0.7),
+    _s("民政局", "dibao_after_divorce", "any", RES, ["单亲家庭申请低保", "离婚后生活困难"],
+       ["我{year}年经法院判决离婚，孩子判给我抚养，现在一个人带孩子生活很困难，申请低保时村里说我前夫有收入，不符合条件。",
+        "我和前夫离婚时法院把孩子判给了我，抚养费他也按时给，可我自己常年生病干不了活，想申请低保。"],
+       ["离婚的事早就了结了，我现在只是想要一个基本的生活保障。", "孩子上学、我吃药，每个月都入不敷出。"],
+       ["请民政部门重新审核我的低保申请。", "请问离婚后一个人带孩子能不能申请低保？"], w=0.6),
+    _s("人社局", "seniority_after_suit", "elder", ("退休职工", "名"), ["工龄认定问题", "办退休时工龄不被认可"],
+       ["以前我和原单位打过官司，法院判决确认了我和单位的劳动关系，现在办退休，社保经办说档案缺材料，这段工龄不能算。",
+        "我在原单位干了十几年，单位改制时的纠纷早就判完了，可办退休时那几年的缴费年限还是没认定。"],
+       ["判决书、工资条我都有。", "同一批的老同事都已经按正常工龄办了退休。"],
+       ["请人社部门按规定认定我的工龄，给我办退休。", "希望社保部门核实后给个明确答复。"], w=0.6),
+    _s("城管局", "enforce_demolition", "resident", RES, ["违建拆除决定不落实", "{compound}违建为什么不拆", "限期拆除过期不执行"],
+       ["城管{when_past}就对{compound}那户的违建下了限期拆除通知，期限早过了，违建还在那里，也没见强制拆除。",
+        "县里对{road}这栋违章建筑作出了拆除决定，可到现在都没有执行。",
+        "{compound}顶楼的违建被认定为违法建设，说要强制拆除，结果只拆了个角又停了。"],
+       ["违建户仗着有关系，根本不当回事。", "周边住户的采光和安全都受影响。", "他还说城管拆不动他，有本事让法院来。"],
+       ["请城管部门依法强制拆除违建，不要只发通知。", "希望执法部门把拆除决定落实到位。"], w=1.0),
+    _s("生态环境分局", "seal_broken", "villager", VILL, ["查封后又偷偷生产", "{factory}被处罚后照样排污"],
+       ["环保部门去年查封了{factory}的生产设备，可封条被撕了，厂子晚上又开工了。",
+        "{factory}被罚过款、责令停产整治，可处罚决定根本没有落实，照样偷排。"],
+       ["排出来的水还是黑的，味道很冲。", "厂里的人说罚款交了就没事了。"],
+       ["请环保部门依法处理，把查封和停产整治落实到位。", "请执法部门加大处罚力度。"], w=0.7),
+    _s("人社局", "title_appeal", "staff", ("申报人", "名"), ["职称评审申诉没回复", "对职称评审结果申诉"],
+       ["今年职称评审结果公示后，我按规定提交了申诉材料，评审办说会复核，到现在没有答复。",
+        "我对今年中级职称评审的结果不服，已经向评审委员会提出申诉。"],
+       ["我的论文和业绩条件都符合，同单位条件不如我的反而评上了。", "申诉材料交上去以后就石沉大海。"],
+       ["请人社局对我的申诉认真复核，给我一个书面答复。", "希望职称评审公开评分细则。"], w=0.6),
+    _s("教育局", "student_appeal", "parent", PAR, ["学生处分申诉", "对学校处分不服"],
+       ["我孩子在{school}因为和同学打闹被学校记了处分，我们向学校提出了申诉，学校一直不理。",
+        "{school}以考试作弊为由取消了我孩子的评优资格，孩子说根本没有作弊，我们申诉了也没人管。"],
+       ["处分决定写进了档案，会影响孩子以后升学。", "学校连监控都不让家长看。"],
+       ["请教育局督促学校重新调查，撤销不当的处分。", "希望教育部门给学生一个申诉的渠道。"], w=0.6),
+    _s("公安局", "patrol_request", "resident", RES, ["小区电动车被盗频发", "希望加强夜间巡逻", "{community}治安问题"],
+       ["最近{community}晚上接连有电动车电瓶被偷，已经有好几户被偷过，我们希望派出所加强夜间巡逻。",
+        "{road}一带晚上路灯暗，最近有人被抢手机，女孩子下晚班都不敢走这条路。",
+        "{compound}门口经常有陌生人撬车门，监控拍到了也没人来看。"],
+       ["大家报过几次警，民警来登记了一下，建议我们自己多注意。", "小区的监控一半是坏的。"],
+       ["请派出所加强巡逻，在路口多装几个监控。", "希望公安机关加强这一片的治安管理。"], w=1.0),
+    _s("乡镇人民政府", "police_mediated", "villager", VILL, ["邻居占路堵门", "{village}通行纠纷"],
+       ["邻居{person}在我家门前的公共通道上堆满了砖和木料，车进不来，我报了警，派出所民警来调解了一下，他搬了几天又堆回来了。",
+        "为了一条排水沟，我们两家吵起来，110来过两次，每次都是劝几句就走了。"],
+       ["民警说这是邻里纠纷，要村里和镇里来解决。", "他还放话说要告我，我不怕，我只想把路通开。"],
+       ["请镇里和村里出面把公共通道清出来。", "希望有关部门来现场看看，把问题解决掉。"], w=0.7),
+)
+
+#: ordinary scenarios whose letters often also mention a court, a lawsuit or an appeal route that the
+#: petitioner is NOT taking (or that the other side took): the demand stays administrative
+_LEGALISH_FACTS: dict[str, tuple[str, ...]] = {
+    "demolition": ("有人说可以申请行政复议或者打行政官司，我们老百姓不懂那些，只想镇里把面积重新量一下。",),
+    "land_expropriation": ("听说隔壁村有人打了行政官司，我们不想走那条路，只想把补偿核实清楚。",),
+    "house_quality": ("有几户业主说要起诉开发商，我们还是希望住建局先组织鉴定，督促维修。", "我们保留起诉的权利，但眼下最要紧的是有人来修。"),
+    "pig_farm": ("养殖场老板说大不了打官司，让法院去判，我们只想环保部门来测一测。",),
+    "delivery_delay": ("不行的话我们只能打官司，可打官司费时费力，还是希望住建部门先督促开发商复工。",),
+    "factory_pollution": ("我们保留追究他们法律责任的权利，但现在最要紧的是马上让他停止排污。",),
+    "training_refund": ("机构说让我们去法院告，可这么多家长一个个去告也不现实，希望教育局先把机构管起来。",),
+    "prepaid_card": ("店员说想退钱就去法院起诉，我觉得这是监管部门该管的事。",),
+    "elevator": ("物业说出了事让我们去告维保公司，我们只想电梯能安全运行。",),
+    "illegal_build_city": ("他说城管拆不动他，有本事让法院来。",),
+    "wage_company": ("公司说不服就去告，可我们只是想请劳动监察先去查一查。",),
+    "dibao": ("前几年我为别的事打过官司，跟这次申请低保没有关系。",),
+    "subsidy": ("村会计说有意见就去法院告村里，我就想问问补贴为什么没发。",),
+    "hospital_service": ("医院说有本事去法院告，我们只希望卫健委先把诊疗过程查清楚。",),
+    "noise": ("对方还说要告我诬告，我只希望派出所按规定处理噪声。",),
+    "traffic_order": ("上次的事故赔偿早就调解处理完了，现在只希望这个路口不要再出事。",),
+    "fake_seed": ("店老板说让我们去法院起诉他，可几百块钱的事谁去打官司，请农业部门先来鉴定。",),
+}
+ORDINARY_SCENARIOS = tuple(replace(sc, facts=sc.facts + _LEGALISH_FACTS.get(sc.key, ())) for sc in ORDINARY_SCENARIOS)
+
+#: More 涉法涉诉: victims asking the police to act (the most common real legal route), private civil
+#: disputes told by their facts, judgments not paid told plainly.
+LITIGATION_SCENARIOS += (
+    _s("公安局", "online_scam", "any", ("受害人", "名"), ["网络诈骗被骗{amount}", "被骗的钱能追回来吗", "诈骗案件一直没进展", "报了案没有消息"],
+       ["我{when_past}在一个投资App上被人骗了{amount}，到{station}报了案，到现在没有任何消息。",
+        "报案的时候民警给了我一张回执，后来打电话去问，一直说还在侦查。",
+        "钱被骗走都{months}了，案子一点进展都没有。",
+        "骗子的银行账户、聊天记录我全都交给了派出所，可还是没有下文。",
+        "钱被骗了，报了警，民警说这类案子难破，让我回家等。"],
+       ["对方先让我小额投资赚了点钱，后来让我加大投入就提不出来了。", "那是我准备给儿子结婚用的钱。",
+        "对方冒充快递客服，说我的包裹丢了要理赔，一步步让我转了钱。", "后来才知道同一个群里被骗的还有好多人。",
+        "对方在网上跟我谈了半年恋爱，说带我投资。"],
+       ["希望公安机关尽快破案，帮我追回损失。", "请问我的案子现在到底查到哪一步了？", "恳请领导督办，早日把骗子抓回来。",
+        "希望能给我一个说法，钱能追回多少是多少。"], route="公安检察", w=1.4),
+    _s("公安局", "p2p_collapse", "any", ("投资人", "名"), ["{platform}平台爆雷", "P2P平台跑路", "平台无法提现，老板失联", "非法集资案追赃进展"],
+       ["我在“{platform}”理财平台投了{amount}，{when_past}平台突然无法提现，老板跑路了。",
+        "平台爆雷以后我们去经侦报了案，经侦说已经立案，可追赃退赔的事一直没有消息。",
+        "平台的负责人听说已经被抓了，可我们投进去的钱一分也没退回来。",
+        "我们投资人去公安局登记过，民警说等侦查结果，这一等就是{yrs}。"],
+       ["当初业务员说是国企背景，保本保息。", "我把养老钱都投进去了，现在连看病都没钱。",
+        "同一个平台的受害人建了群，大家都在等消息。", "平台的办公室早就人去楼空。"],
+       ["请公安机关加快案件侦办，尽快追赃挽损。", "希望经侦部门公布案件进展。", "恳请政府督促公安机关把老百姓的血汗钱追回来。"],
+       route="公安检察", w=1.2),
+    _s("公安局", "suspect_released", "any", ("受害人", "名"), ["嫌疑人抓了又放", "案子办了一半没下文"],
+       ["骗我钱的人被抓了又放了，说是取保候审，到现在也没有起诉，钱也没退。",
+        "打我的人当天被派出所带走，第二天就放回来了，还在村里扬言要报复我。",
+        "嫌疑人明明已经抓到了，案子拖了{months}还没移送检察院。"],
+       ["我在医院住了{num}天，医药费都是自己出的。", "他放出来以后天天在我家门口转悠。", "我去问办案民警，民警说要等。"],
+       ["请公安机关依法办案，给我一个说法。", "希望领导过问一下这个案子。"], route="公安检察", w=0.8),
+    _s("政法委", "deposit_dispute", "any", ("租客", "名"), ["房东扣押金不退", "租房押金纠纷", "房东提前收房不退租金"],
+       ["我租{person}的房子住了两年，退租时房东以各种理由扣下了押金{small_amount}元，还说家具被我弄坏了要我赔。",
+        "房东提前收回房子，我预付的半年房租{amount}一直不退。"],
+       ["合同上写得清清楚楚，房子是正常使用的。", "我找他要了好几次，他现在电话都不接。", "社区调解过一次，他不来。"],
+       ["这个钱到底该怎么要回来？", "希望能帮我把押金要回来。"], route="诉讼", w=0.6),
+    _s("政法委", "private_injury_comp", "worker", ("伤者", "名"), ["给私人老板干活受伤没人赔", "受伤后雇主不赔偿"],
+       ["我给私人老板{person}开车拉货，途中出了车祸受伤，老板只给了几千块医药费就不管了，误工费和后续治疗费他一分不肯出。",
+        "我帮{person}家盖房子时从架子上摔下来，腿断了，他说是我自己不小心，不肯赔偿。"],
+       ["医生说还要做第二次手术，要{amount}。", "家里就靠我一个人挣钱。", "村里调解了两次，他只肯出一点点。"],
+       ["希望能让他赔偿我的损失。", "请问这种情况怎么才能让他赔钱？"], route="诉讼", w=0.7),
+    _s("政法委", "neighbor_damage", "villager", VILL, ["邻居挖塌我家院墙不赔", "邻居损坏财产赔偿纠纷"],
+       ["邻居{person}盖房子时挖地基把我家院墙挖塌了，砸坏了厨房，要他赔偿{amount}，他只肯出一千块。",
+        "邻居{person}把我家承包地上的{num}棵果树砍了，说是他家的地，要他赔他不认。"],
+       ["村里调解了两次都谈不拢。", "他说有本事让法院来判。", "我们找人评估过损失，有照片为证。"],
+       ["只能让法院来判了，希望尽快有个结果。", "请问这个赔偿应该怎么主张？"], route="诉讼", w=0.6),
+)
+
+_PLAIN_LIT: dict[str, tuple[str, ...]] = {
+    "loan_enforce": ("判了他要赔我钱，到现在一分没给。", "法院判了他还我钱，他就是不给，我去找他，他说有本事你去抓我。",
+                     "对方说要去申请再审，可判决早就生效了，这钱该给还得给。"),
+    "accident_enforce": ("判决下来都一年多了，肇事的人一分钱都没给我们。",),
+    "project_enforce": ("劳动仲裁裁决生效后公司不给钱，我向法院申请了强制执行，到现在没有执行到位。",
+                        "二审判决维持了原判，对方又说要申请再审，拖着就是不给钱。"),
+    "neighbor_suit": ("一审判了，他不服上诉，我觉得一审判的赔偿也太少了。",),
+    "private_loan": ("我借给亲戚{amount}给他做生意，现在他说赔光了，不认账，我也没别的办法。",
+                     "同村的{person}找我借了{amount}，写了借条，到期一拖再拖，现在说没钱。"),
+    "accident_comp": ("我被车撞了，对方只给了一点医药费，后面的赔偿一直拖着不给。",),
+    "reno_contract": ("装修公司收了我的钱，活干得一塌糊涂，要他返工他不干，要他退钱他也不退。",),
+    "retrial": ("对方已经申请了强制执行，可我认为判决本身就是错的，我一定要申诉到底。",),
+    "arb_award": ("公司不服仲裁，已经起诉到了法院，案子现在还在法院，我不知道该等到什么时候。",),
+    "fraud_case": ("我的钱被骗了，报了案也没人管，钱到底能不能要回来？",),
+    "fundraising_case": ("投进去的钱血本无归，报了案也不知道什么时候能退。",),
+}
+LITIGATION_SCENARIOS = tuple(replace(sc, core=sc.core + _PLAIN_LIT.get(sc.key, ())) for sc in LITIGATION_SCENARIOS)
+
 #: Boundary matters (边界事项): counties split these between two offices, and so do real clerks.
 #: The share given here goes to the alternative department; it is deliberate, documented
 #: ambiguity (data/LABELS.md), not label noise.
@@ -1152,7 +1316,7 @@ BOUNDARY: dict[str, tuple[tuple[str, float], ...]] = {
     "cadre_style": (("纪委监委", 0.15),), "collective_assets": (("乡镇人民政府", 0.3),),
     "training_refund": (("市场监管局", 0.25),), "land_transfer": (("乡镇人民政府", 0.25),),
     "neighbor_dispute": (("司法局", 0.15),), "sand": (("自然资源局", 0.25),),
-    "overload": (("公安局", 0.25),), "scenic": (("市场监管局", 0.2),), "dibao": (("乡镇人民政府", 0.15),),
+    "overload": (("公安局", 0.25),), "fundraising_tip": (("市场监管局", 0.3),), "police_mediated": (("公安局", 0.2),), "scenic": (("市场监管局", 0.2),), "dibao": (("乡镇人民政府", 0.15),),
     "muck_truck": (("住建局", 0.2),), "gas": (("市场监管局", 0.15),), "land_registry": (("乡镇人民政府", 0.2),),
 }
 ORDINARY_SCENARIOS = tuple(replace(sc, alt=BOUNDARY.get(sc.key, ())) for sc in ORDINARY_SCENARIOS)
@@ -1164,7 +1328,7 @@ DEPARTMENT_WEIGHTS: dict[str, float] = {
     "卫健委": 3.5, "医保局": 3, "水利局": 2, "文旅局": 1.8, "司法局": 1.5, "纪委监委": 1.2,
     "退役军人事务局": 1.0, "政法委": 0.5,
 }
-ROUTE_WEIGHTS: dict[str, float] = {"执行": 0.22, "诉讼": 0.27, "申诉再审": 0.12, "仲裁": 0.18, "行政复议诉讼": 0.09, "公安检察": 0.12}
+ROUTE_WEIGHTS: dict[str, float] = {"执行": 0.17, "诉讼": 0.25, "申诉再审": 0.09, "仲裁": 0.13, "行政复议诉讼": 0.06, "公安检察": 0.30}
 LITIGATION_SHARE = 0.125
 CHANNEL_WEIGHTS: dict[str, float] = {"网上": 0.46, "来信": 0.20, "来访": 0.20, "电话": 0.14}
 REPEAT_SHARE = 0.08
@@ -1242,6 +1406,11 @@ REPEATED: tuple[str, ...] = (
     "我们几十户前年也一起到镇政府反映过，领导当场表态，后来又没了下文。", "投诉了无数次，真不知道还能去找谁。",
     "从孩子上小学一直等到孩子上了高中，这件事还是没有着落。", "前后拖了{yrs}，问题一点都没解决。",
     "我找过的部门能数出七八个，个个都踢皮球。", "这些年为这件事我已经记不清跑了多少趟。",
+    "去年我们也去过县里，几十个人在信访局坐了一上午，最后说回去等消息。",
+    "前年大家一起到镇政府反映过，后来不了了之。",
+    "我们给省长信箱写过信，也向中央巡视组反映过，转回来还是没人管。",
+    "前些年大家拉过横幅，后来被劝回去了，当时承诺的事到现在也没兑现。",
+    "市长热线、省长信箱、人民网留言板我们都留过言，每次都转回县里。",
 )
 REPEAT_VERBS = ("打12345", "写信", "跑镇政府", "到信访局反映", "在网上留言", "找村干部", "给县长信箱写信", "打市长热线")
 REPEAT_TIMES = ("十几次", "好几次", "不下二十次", "无数次", "三四回", "七八次")
@@ -1253,6 +1422,9 @@ GROUP: dict[str, tuple[str, ...]] = {
     "villager": ("不光是我一家，全村{n_grp}户都是这个情况。", "周边好几个村的老百姓都受影响。", "受影响的村民有{n_grp}户。",
                  "我们全组老老少少都受影响。"),
     "worker": ("同一个地方被拖欠的还有{n_grp}名工友。", "一起干活的{n_grp}个工人都没拿到钱。", "和我情况一样的工人有{n_grp}个。"),
+    "joint": ("这封信是我们{n_grp}户联名写的，后面附了大家的签名。", "我们{n_grp}个{party}一起签了名，委托我代为反映。",
+              "受影响的有好几百户，大家都在等一个说法。", "这不是我一家的事，整片{n_grp}户人家都是一样的遭遇。",
+              "我们{n_grp}户推选了几个代表，把情况写下来交给领导。"),
     "other": ("像我这样的{party}，至少还有几十{unit}。", "受影响的{party}有{n_grp}{unit}。", "涉及的{party}有{n_grp}{unit}，不是一家两家的事。"),
 }
 EMOTION: tuple[str, ...] = (
@@ -1300,7 +1472,16 @@ LEGAL_PASSING = ("邻居说要去法院告他，我不想闹到那一步，只�
                  "有人劝我请律师，可我一个农村人哪请得起，还是希望政府部门按规定处理。",
                  "我问过做律师的亲戚，他说这类事应该由主管部门来查处。",
                  "我不想打官司，只希望主管部门依法把这件事管起来。",
-                 "电视上天天讲依法治国，我相信政府部门会依法办事。")
+                 "电视上天天讲依法治国，我相信政府部门会依法办事。",
+                 "我们保留起诉的权利，但还是希望主管部门现在就出面处理。",
+                 "实在不行我们就只能打官司了，可打官司费时费力，还是希望政府部门先管起来。",
+                 "对方说“你去告啊”，可这本来就是主管部门职责范围内的事。",
+                 "当时我们报了警，派出所民警来调解了一下，可问题的根源还在，需要主管部门来解决。",
+                 "110来过两次，每次都是劝几句就走了，民警说这事要找行政部门。",
+                 "我之前在12315投诉申诉过，一直没有结果。",
+                 "前几年为别的事打过一场官司，早就了结了，这次反映的是另一回事。",
+                 "听说也可以申请行政复议，但我们不想走那一步，只想把事情办好。",
+                 "对方已经找了律师，说要告我们，我们不怕，只希望部门按规定处理。")
 RAMBLE = ("说句心里话，我们也不是故意要给领导添麻烦。", "这件事前前后后的经过，我再跟领导说一遍。",
           "我文化不高，写得乱，请领导耐心看完。", "我相信党和政府一定会为老百姓做主的。",
           "每次想到这件事，晚上就睡不着觉。", "现在国家政策这么好，可到了我们这里就是落实不下去。",
@@ -1369,11 +1550,11 @@ def _risk_draw(rng: np.random.Generator, litigation: bool) -> tuple[str, list[st
         if rng.random() < 0.1:
             reasons.append(_pick(rng, [r for r in HIGH_REASONS if r not in reasons]))
         if rng.random() < 0.5:
-            reasons.append(_pick(rng, MID_REASONS, (0.35, 0.25, 0.15, 0.25)))
+            reasons.append(_pick(rng, MID_REASONS, (0.45, 0.12, 0.15, 0.28)))
         return "高", reasons
     if u < p_high + p_mid:
-        reasons = [_pick(rng, MID_REASONS, (0.33, 0.27, 0.14, 0.26))]
-        if rng.random() < 0.3:
+        reasons = [_pick(rng, MID_REASONS, (0.32, 0.33, 0.12, 0.23))]
+        if rng.random() < 0.35:
             reasons.append(_pick(rng, [r for r in MID_REASONS if r not in reasons]))
         return "中", reasons
     return "低", []
@@ -1400,7 +1581,7 @@ def _sentences_for(rng: np.random.Generator, sc: Scenario, length: str) -> list[
 def _cue_sentence(rng: np.random.Generator, reason: str, who: str) -> str:
     if reason == "群体利益":
         key = who if who in GROUP else "other"
-        return _pick(rng, GROUP[key])
+        return _pick(rng, GROUP["joint" if rng.random() < 0.3 else key])
     if reason == "情绪激烈":
         return _pick(rng, EMOTION)
     if reason == "重复长期":
@@ -1471,6 +1652,24 @@ def _timeline(rng: np.random.Generator, long: bool) -> list[str]:
     return out
 
 
+#: an office named in a request ("请住建局…", "希望环保部门…"); real letters mostly leave it out
+_DEPT_MENTION = re.compile(
+    r"(?:县|市)?(?:(?:住建|住房和城乡建设|自然资源|规划|人社|劳动监察|社保|农业农村|农业|畜牧|林业|教育|卫健|市场监管|特种设备监管|"
+    r"价格监督|生态环境|环保|交通运输|交通|交警|公安|民政|医保|水利|城管|园林|市政|文旅|文化执法|司法|退役军人事务|纪检|监察|"
+    r"执法)(?:局|部门|分局|委|机关|大队|所)|纪委监委|纪委|镇党委|镇政府|乡政府|乡镇政府|镇里|派出所|城管|交警|环卫|仲裁委|"
+    r"复议机关|检察机关|法院)")
+_GENERIC_OFFICES = ("有关部门", "相关部门", "政府", "领导", "你们")
+#: share of letters whose requests keep the office's name (the rest say 有关部门, 政府, 领导 …)
+NAMED_ASK_SHARE = 0.25
+
+
+def _dename(text: str, generic: str) -> str:
+    out = _DEPT_MENTION.sub(generic, text)
+    for a in ("和" + generic, "、" + generic):
+        out = out.replace(generic + a, generic)
+    return out
+
+
 def _apply_typos(rng: np.random.Generator, text: str) -> str:
     for _ in range(int(rng.integers(1, 3))):
         a, b = _pick(rng, TYPOS)
@@ -1504,7 +1703,7 @@ def _render(rng: np.random.Generator, d: _Draft, petitioner: str, prev_month: in
         register = {"来访": "visit", "电话": "phone"}.get(ch, "online")
     third = register in ("visit", "phone") or (register == "short" and ch in ("来访", "电话"))
     u = rng.random()
-    length = "short" if register == "short" else ("long" if (u < 0.16 and register in ("online", "letter")) else "normal")
+    length = "short" if register == "short" else ("long" if (u < 0.36 and register in ("online", "letter")) else "normal")
 
     body: list[str] = []
     intro = slots.fill(_pick(rng, WHO[sc.who]))
@@ -1545,7 +1744,7 @@ def _render(rng: np.random.Generator, d: _Draft, petitioner: str, prev_month: in
     if length == "long":
         for r_i in rng.choice(len(RAMBLE), size=int(rng.integers(2, 6)), replace=False).tolist():
             body.insert(int(rng.integers(1, len(body) + 1)), RAMBLE[r_i])
-    if not sc.route and length != "short" and rng.random() < 0.15:
+    if not sc.route and length != "short" and rng.random() < 0.25:
         body.append(_pick(rng, LEGAL_PASSING))
     if d.risk == "低" and length != "short" and rng.random() < 0.15:
         body.append(_pick(rng, NEAR_MISS))
@@ -1572,6 +1771,10 @@ def _render(rng: np.random.Generator, d: _Draft, petitioner: str, prev_month: in
         ask = _pick(rng, WRONG_ADDRESS_ASKS).replace("{other}", _pick(rng, d.other_departments))
     else:
         ask = _pick(rng, sc.asks)
+    dename = rng.random() >= NAMED_ASK_SHARE
+    generic = _pick(rng, _GENERIC_OFFICES)
+    if dename:
+        ask = _dename(ask, generic)
     emo_last = [c for c in cues if c in EMOTION]
     cues_main = [c for c in cues if c not in emo_last]
     if length == "short":
@@ -1583,12 +1786,13 @@ def _render(rng: np.random.Generator, d: _Draft, petitioner: str, prev_month: in
         body.extend(cues_main)
         body.extend(side)
         if len(sc.asks) > 1 and register == "online" and rng.random() < 0.12:
-            asks = [ask] + [a for a in sc.asks if a != ask][:2]
+            asks = [ask] + [_dename(a, generic) if dename else a for a in sc.asks if a != ask][:2]
             body.append("".join(f"{i}、{a}" for i, a in enumerate(asks, 1)))
         else:
             body.append(ask)
             if len(sc.asks) > 1 and rng.random() < 0.2:
-                body.append(_pick(rng, [a for a in sc.asks if a != ask]))
+                extra = _pick(rng, [a for a in sc.asks if a != ask])
+                body.append(_dename(extra, generic) if dename else extra)
         body.extend(emo_last)
         sentences = [slots.fill(s) for s in body]
         text = ""
