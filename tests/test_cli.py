@@ -8,7 +8,7 @@ import pytest
 
 from triage.cli import build_parser, main
 
-SUBCOMMANDS = ["score", "synth", "train", "evaluate", "review", "users", "export-labels", "corrections", "retrain", "models", "drift"]
+SUBCOMMANDS = ["score", "synth", "train", "evaluate", "review", "users", "export-labels", "corrections", "retrain", "models", "drift", "label-issues", "reproduce"]
 
 
 def test_help_lists_every_subcommand():

@@ -97,9 +97,24 @@ def _cmd_corrections(a) -> int:
 def _cmd_retrain(a) -> int:
     from .retrain import retrain
 
-    result = retrain(a.db, a.base, root=a.models_dir, tolerance=a.tolerance, seed=a.seed, promote=not a.no_promote)
+    result = retrain(a.db, a.base, root=a.models_dir, tolerance=a.tolerance, min_gain=a.min_gain, seed=a.seed, promote=not a.no_promote)
     print(result.report())
     return 0
+
+
+def _cmd_label_issues(a) -> int:
+    from .retrain import flag_label_issues
+
+    print(flag_label_issues(a.db, a.base, a.out).report())
+    return 0
+
+
+def _cmd_reproduce(a) -> int:
+    from .retrain import reproduce
+
+    result = reproduce(a.version, a.db, root=a.models_dir)
+    print(result.report())
+    return 0 if result.ok else 1
 
 
 def _cmd_models(a) -> int:
@@ -196,8 +211,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--models-dir")
     s.add_argument("--tolerance", type=float, default=0.01, help="任一分类头 macro-F1 允许下降的上限")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--min-gain", type=float, default=0.0, help="主要指标至少提高多少才晋升")
     s.add_argument("--no-promote", action="store_true", help="只评估，不晋升")
     s.set_defaults(func=_cmd_retrain)
+
+    s = sub.add_parser("label-issues", help="列出与交叉验证预测明显不符、值得再看一眼的人工标签")
+    s.add_argument("--db", default="sqlite:///triage.db")
+    s.add_argument("--base", help="基础语料（默认 data/corpus.csv）")
+    s.add_argument("--out", required=True, help="输出 CSV")
+    s.set_defaults(func=_cmd_label_issues)
+
+    s = sub.add_parser("reproduce", help="按清单重新训练某个版本并核对指标是否一致")
+    s.add_argument("version")
+    s.add_argument("--db", help="复核数据库 URL（retrain 生成的版本需要）")
+    s.add_argument("--models-dir")
+    s.set_defaults(func=_cmd_reproduce)
 
     s = sub.add_parser("models", help="模型版本：list|show|promote|rollback")
     s.add_argument("action", choices=["list", "show", "promote", "rollback"])
