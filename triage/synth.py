@@ -1411,6 +1411,8 @@ REPEATED: tuple[str, ...] = (
     "我们给省长信箱写过信，也向中央巡视组反映过，转回来还是没人管。",
     "前些年大家拉过横幅，后来被劝回去了，当时承诺的事到现在也没兑现。",
     "市长热线、省长信箱、人民网留言板我们都留过言，每次都转回县里。",
+    "之前给省信访局寄过材料，最后还是转回县里，让我们等。", "我父亲在世的时候就为这件事上访过，到现在还是没结果。",
+    "前年我们到市里反映过一次，市里让县里处理，县里又推给镇里。",
 )
 REPEAT_VERBS = ("打12345", "写信", "跑镇政府", "到信访局反映", "在网上留言", "找村干部", "给县长信箱写信", "打市长热线")
 REPEAT_TIMES = ("十几次", "好几次", "不下二十次", "无数次", "三四回", "七八次")
@@ -1440,6 +1442,9 @@ NEAR_MISS: tuple[str, ...] = (
     "要是早点处理，也不至于这样。", "我在北京工作的孩子打电话回来也很着急。", "村委会集体研究过，也同意我们的意见。",
     "这件事我只反映这一次，相信政府会处理好。", "小孩子在家里闹着要去玩跳楼机，我都没敢让他去。",
     "去年省里来检查的时候，这里还整改过一次。", "如果这次能解决，我们全家都感谢政府。",
+    "听说省里今年出台了新政策，不知道我们县落实了没有。", "市里的标准是多少，能不能公布一下？",
+    "隔壁县的做法我们觉得挺好，可以参考一下。", "村集体开会讨论过这件事，大家意见比较一致。",
+    "我在网上看到省政府的文件写得很清楚。", "我们家里有人在北京上班，过年才回来。",
 )
 WRONG_ADDRESS_ASKS = ("希望{other}能管一管。", "请{other}的领导重视一下。", "不知道是不是归{other}管，麻烦转一下。")
 OTHER_DEPT_CONTACT = ("我去{other}问过，他们说这事不归他们管。", "打电话到{other}，对方让我找别的部门。",
@@ -1746,7 +1751,7 @@ def _render(rng: np.random.Generator, d: _Draft, petitioner: str, prev_month: in
             body.insert(int(rng.integers(1, len(body) + 1)), RAMBLE[r_i])
     if not sc.route and length != "short" and rng.random() < 0.25:
         body.append(_pick(rng, LEGAL_PASSING))
-    if d.risk == "低" and length != "short" and rng.random() < 0.15:
+    if d.risk == "低" and length != "short" and rng.random() < 0.25:
         body.append(_pick(rng, NEAR_MISS))
     side: list[str] = []
     if length != "short" and rng.random() < (0.4 if length == "long" else 0.2):
