@@ -1,7 +1,11 @@
 """Throughput and memory of the batch scorer (CSV → CSV), against jieba-only tokenisation.
 
 Usage: python bench/score.py [--rows 100000] [--jobs 1 2] [--model VERSION|DIR] [--chunksize 2000]
-                             [--workdir DIR] [--seed 0]
+                             [--workdir DIR] [--seed 0] [--unique N] [--pipeline-only]
+
+       python bench/score.py --rows 1000000 --unique 20000 --pipeline-only --jobs 1 2
+           the scorer's own memory at 1,000,000 rows with a constant stand-in model (minutes,
+           not hours); the model's share is the per-worker figure of a normal run.
 
 Generates ``--rows`` synthetic letters (triage.synth.generate; no real data), writes them as a
 clerk's CSV, then for each process count in ``--jobs``:

@@ -481,3 +481,19 @@ def test_killed_run_resumes_without_duplicates_or_gaps(tmp_path, model_dir):
     assert res["id"].tolist() == df["编号"].tolist()
     assert res["id"].is_unique and (res["error"] == "").all()
     assert not d.exists()
+
+
+def test_run_args_accepts_the_leads_subparser_namespace(tmp_path, model_dir, capsys):
+    """cli.py's `score` subparser has no --no-progress/--chunksize: run_args must cope."""
+    import argparse
+
+    src = tmp_path / "in.csv"
+    _input(3).to_csv(src, index=False)
+    out = tmp_path / "o.csv"
+    ns = argparse.Namespace(input=str(src), output=str(out), model=model_dir, jobs=1, resume=False, db=None, unmask=False)
+    assert score_mod.run_args(ns) == 0
+    err = capsys.readouterr().err
+    assert "共 3 行" in err and str(out) in err
+    ns.output = str(src)  # writing over the input is refused
+    assert score_mod.run_args(ns) == 2
+    assert "输出文件不能与输入文件相同" in capsys.readouterr().err

@@ -724,6 +724,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 
 def run_args(args: argparse.Namespace) -> int:
+    """Run from parsed arguments (the ``triage score`` subcommand): prints the Chinese summary,
+    or the error, on stderr and returns the exit code (2 unusable input, 3 model or database,
+    4 checkpoint mismatch, 1 interrupted)."""
     from triage.registry import ModelDirectoryError
     from triage.store import StoreError
 
@@ -736,9 +739,9 @@ def run_args(args: argparse.Namespace) -> int:
             resume=args.resume,
             db=args.db,
             unmask=args.unmask,
-            chunksize=args.chunksize,
-            sheet=args.sheet,
-            progress=not args.no_progress,
+            chunksize=getattr(args, "chunksize", 2000),
+            sheet=getattr(args, "sheet", None),
+            progress=not getattr(args, "no_progress", False),
         )
     except SchemaError as exc:
         print(f"错误：{exc}", file=sys.stderr)
