@@ -68,3 +68,16 @@ def test_not_collective_action(text):
 
 def test_joint_letter_is_group_interest():
     assert "群体利益" in groups("小区业主联名信反映物业问题")
+
+
+@pytest.mark.parametrize(
+    "text, group",
+    [
+        ("受害者准备到省政府门口讨说法", "越级进京"),
+        ("再不处理就会引发群体性事件", "集体行动"),
+        ("大家商量上街游行", "集体行动"),
+        ("我们被逼无奈只能做出极端行为", "极端言行"),
+    ],
+)
+def test_general_escalation_phrasings(text, group):
+    assert group in groups(text)
