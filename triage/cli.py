@@ -50,20 +50,9 @@ def _cmd_evaluate(a) -> int:
 
 
 def _cmd_score(a) -> int:
-    from .score import score_file
+    from .score import run_args
 
-    summary = score_file(
-        a.input,
-        a.output,
-        model=a.model,
-        jobs=a.jobs,
-        resume=a.resume,
-        db=a.db,
-        unmask=a.unmask,
-        sheet=a.sheet,
-        chunksize=a.chunksize,
-    )
-    return summary.exit_code
+    return run_args(a)  # prints the Chinese summary (or the error) and returns the exit code
 
 
 def _cmd_review(a) -> int:
@@ -148,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--unmask", action="store_true", help="导出未脱敏的个人信息（仅限授权的内部使用）")
     s.add_argument("--sheet", help="XLSX 工作表名")
     s.add_argument("--chunksize", type=int, default=2000, help="每块行数")
+    s.add_argument("--no-progress", action="store_true", help="不显示进度条")
     s.set_defaults(func=_cmd_score)
 
     s = sub.add_parser("synth", help="生成合成信访语料（带标签）或样例工作簿")
