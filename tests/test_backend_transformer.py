@@ -84,3 +84,12 @@ def test_tampered_encoder_refused(tiny_encoder, tmp_path):
     w.write_bytes(bytes(raw))
     with pytest.raises(RuntimeError, match="校验值"):
         type(b).load(tmp_path)
+
+
+def test_loading_the_classical_model_does_not_import_torch(tmp_path):
+    code = (
+        "import sys; from triage import registry; m, _ = registry.load_model(); "
+        "m.predict(__import__('pandas').DataFrame({'text': ['请处理噪音']})); print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "False"

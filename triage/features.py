@@ -225,6 +225,11 @@ class TextFeaturizer(TransformerMixin, BaseEstimator):
         state.pop("_cache", None)
         return state
 
+    def __setstate__(self, state):
+        # parameters added after a model was saved take their defaults (the behaviour it had)
+        defaults = {"tokenizer": "jieba", "cue_weight": 1.0}
+        self.__dict__.update({**defaults, **state})
+
 
 def split_whitespace(text: str) -> list[str]:
     """Tokenizer for text that is already segmented (words separated by spaces)."""

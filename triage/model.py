@@ -49,12 +49,21 @@ def prepare_docs(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"text": texts, "num_people": np.asarray(people, dtype=float) * np.ones(len(frame)), "recurrence": np.asarray(rec, dtype=float)})
 
 
-def locate_in_original(term: str, original: str, hint: int = 0) -> tuple[int, int] | None:
-    """Find ``term`` (normalised text) in the original body; character span or None."""
+def nfkc_by_char(original: str) -> str:
+    """NFKC applied character by character: same length as ``original``, so indices carry over."""
+    if original.isascii():
+        return original
+    return "".join((unicodedata.normalize("NFKC", ch)[:1] or " ") for ch in original)
+
+
+def locate_in_original(term: str, original: str, hint: int = 0, *, normalized: str | None = None) -> tuple[int, int] | None:
+    """Find ``term`` (normalised text) in the original body; character span or None.
+
+    Pass ``normalized=nfkc_by_char(original)`` when locating many terms in one letter.
+    """
     if not term or not original:
         return None
-    # per-character NFKC keeps a 1:1 index map for the common full-width / half-width case
-    norm = "".join((unicodedata.normalize("NFKC", ch)[:1] or " ") for ch in original)
+    norm = normalized if normalized is not None else nfkc_by_char(original)
     pos = norm.find(term, max(hint, 0))
     if pos < 0:
         pos = norm.find(term)
@@ -169,12 +178,13 @@ class TriageModel(BaseEstimator):
             )
             row["risk"], row["risk_score"], row["risk_reasons"] = a.level, a.score, "|".join(a.reasons)
         spans: dict[str, list] = {}
+        normalized = nfkc_by_char(body)
         for head, per_letter in evidence.items():
             if head == "route" and not lit:
                 continue
             out = []
             for ev in per_letter[i]:
-                loc = locate_in_original(ev.term, body)
+                loc = locate_in_original(ev.term, body, normalized=normalized)
                 if loc:
                     out.append([loc[0], loc[1], body[loc[0] : loc[1]]])
             spans[head] = out

@@ -8,9 +8,9 @@ list of offending types.  ``pickle.load`` is never used.
 
 from __future__ import annotations
 
+import sys
+import zipfile
 from pathlib import Path
-
-import skops.io as sio
 
 #: Types a project model file may contain beyond what skops trusts by default.
 TRUSTED_TYPES: tuple[str, ...] = (
@@ -35,6 +35,37 @@ TRUSTED_TYPES: tuple[str, ...] = (
 )
 
 
+def skops_io():
+    """``skops.io``, imported without dragging in torch.
+
+    skops builds its default trusted list from scikit-learn's ``all_estimators()``, which walks
+    every scikit-learn module, ``sklearn.externals.array_api_compat.torch`` included, and that
+    imports torch (about 300 MB and seconds per process) when it is installed.  The classical
+    backend never needs torch, so torch is hidden for the duration of that one import.
+    """
+    if "skops.io" in sys.modules:
+        return sys.modules["skops.io"]
+    import scipy.stats  # noqa: F401  (scipy inspects sys.modules["torch"] on import)
+    import sklearn.base  # noqa: F401
+
+    hide = "torch" not in sys.modules
+    if hide:
+        sys.modules["torch"] = None  # type: ignore[assignment]  # makes `import torch` fail fast
+    try:
+        import skops.io
+    finally:
+        if hide and sys.modules.get("torch", 0) is None:
+            del sys.modules["torch"]
+    return skops.io
+
+
+def dump_skops(obj, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    skops_io().dump(obj, path, compression=zipfile.ZIP_DEFLATED, compresslevel=6)
+    return path
+
+
 class UntrustedModelError(RuntimeError):
     """A model file contains types outside the trusted list, or is not a skops file."""
 
@@ -43,6 +74,7 @@ def load_skops(path: str | Path, extra_trusted: tuple[str, ...] = ()):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"找不到模型文件 {path}")
+    sio = skops_io()
     trusted = set(TRUSTED_TYPES) | set(extra_trusted)
     try:
         found = sio.get_untrusted_types(file=path)

@@ -10,12 +10,10 @@ to character spans of the letter.
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
-import skops.io as sio
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.linear_model import LogisticRegression
@@ -146,42 +144,55 @@ class TfidfLinearBackend(Backend):
     def _explain(self, docs, X, labels, k, heads, all_tokens):
         feat = self.featurizer_
         word_index = feat.word_index()
-        w0, w1 = feat.blocks_["word"]
+        w0, _ = feat.blocks_["word"]
         c0, _ = feat.blocks_["cue"]
         cue_pos = {str(n): i for i, n in enumerate(feat.cue_names_)}
         nmin, nmax = feat.word_ngram_range
-        out: dict[str, list[list[Evidence]]] = {}
         heads = heads or list(labels)
-        weights = {h: {lab: self.heads_[h].class_weights_for(lab) for lab in self.classes_[h]} for h in heads}
-        for h in heads:
-            out[h] = []
+        out: dict[str, list[list[Evidence]]] = {h: [] for h in heads}
+        weights = {h: {lab: np.asarray(self.heads_[h].class_weights_for(lab), dtype=np.float64) for lab in self.classes_[h]} for h in heads}
+        X = X.tocsr()
         for i, text in enumerate(docs["text"]):
-            row = X.getrow(i)
-            vals = dict(zip(row.indices.tolist(), row.data.tolist()))
+            lo, hi = X.indptr[i], X.indptr[i + 1]
+            present = dict(zip(X.indices[lo:hi].tolist(), X.data[lo:hi].tolist()))
             toks = all_tokens[i]
-            spans: list[tuple[int, int, int, str]] = []  # (feature, start, end, term)
+            feats: list[int] = []
+            spans: list[tuple[int, int, str]] = []
+            seen: set[tuple[int, int]] = set()
             for n in range(nmin, nmax + 1):
                 for j in range(len(toks) - n + 1):
                     window = toks[j : j + n]
-                    if any(not t[0].isalnum() for t in window) or (n == 1 and len(window[0][0]) < 2):
+                    if (n == 1 and len(window[0][0]) < 2) or any(not t[0].isalnum() for t in window):
                         continue  # punctuation and single characters make poor highlights
-                    gram = " ".join(t[0] for t in window)
-                    f = word_index.get(gram)
-                    if f is not None and f in vals:
-                        spans.append((w0 + f, toks[j][1], toks[j + n - 1][2], text[toks[j][1] : toks[j + n - 1][2]]))
+                    f = word_index.get(window[0][0] if n == 1 else " ".join(t[0] for t in window))
+                    if f is None or w0 + f not in present:
+                        continue
+                    s0, e0 = window[0][1], window[-1][2]
+                    feats.append(w0 + f)
+                    spans.append((s0, e0, text[s0:e0]))
             for family, prefix in (("legal", "legal:"), ("risk", "risk:")):
                 for hit in find_cues(text, family):
-                    spans.append((c0 + cue_pos[prefix + hit.group], hit.start, hit.end, hit.term))
+                    if (hit.start, hit.end) not in seen and hit.term.strip():
+                        seen.add((hit.start, hit.end))
+                        feats.append(c0 + cue_pos[prefix + hit.group])
+                        spans.append((hit.start, hit.end, hit.term))
+            if not feats:
+                for h in heads:
+                    out[h].append([])
+                continue
+            idx = np.asarray(feats)
+            vals = np.asarray([present.get(f, 0.0) for f in feats])
             for h in heads:
-                coef = weights[h][labels[h][i]]
-                scored = [(vals[f] * float(coef[f]), s, e, t) for f, s, e, t in spans if t.strip()]
-                scored = [x for x in scored if x[0] > 0]
-                scored.sort(key=lambda x: (-x[0], x[1]))
+                contrib = vals * weights[h][labels[h][i]][idx]
+                order = np.lexsort((np.asarray([sp[0] for sp in spans]), -contrib))
                 chosen: list[Evidence] = []
-                for wgt, s, e, t in scored:
-                    if any(not (e <= c.start or s >= c.end) for c in chosen):
+                for o in order:
+                    if contrib[o] <= 0:
+                        break
+                    s0, e0, term = spans[o]
+                    if any(not (e0 <= c.start or s0 >= c.end) for c in chosen):
                         continue  # keep spans disjoint: one highlight per place
-                    chosen.append(Evidence(s, e, t, round(wgt, 4)))
+                    chosen.append(Evidence(s0, e0, term, round(float(contrib[o]), 4)))
                     if len(chosen) == k:
                         break
                 out[h].append(sorted(chosen, key=lambda ev: ev.start))
@@ -190,10 +201,9 @@ class TfidfLinearBackend(Backend):
     # -- persistence ---------------------------------------------------------------------
     def save(self, directory):
         check_is_fitted(self, "heads_")
-        path = Path(directory) / MODEL_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        sio.dump(self, path, compression=zipfile.ZIP_DEFLATED, compresslevel=6)
-        return path
+        from ..persist import dump_skops
+
+        return dump_skops(self, Path(directory) / MODEL_FILE)
 
     @classmethod
     def load(cls, directory):
