@@ -86,9 +86,13 @@ def test_evidence_points_at_real_spans():
     n_spans = 0
     for body, ev in zip(sub["text"], out["evidence"]):
         for head, spans in json.loads(ev).items():
+            terms = [term for _, _, term in spans]
+            assert len(terms) == len(set(terms)), f"repeated evidence terms: {terms}"
             for start, end, term in spans:
                 assert body[start:end] == term
                 n_spans += 1
+            for (s1, e1, _), (s2, e2, _) in zip(spans, spans[1:]):
+                assert e1 <= s2, f"overlapping highlights {spans}"
     assert n_spans > 100
 
 
@@ -116,6 +120,13 @@ def test_recurrence_counts_batch_wide():
     assert recurrence_counts(f).tolist() == [2, 2, 2, 2]
     f = pd.DataFrame({"id_number": ["A", "B", "", ""], "phone": ["", "", "", ""]})
     assert recurrence_counts(f).tolist() == [1, 1, 1, 1]
+
+
+def test_place_term_skips_taken_spans():
+    from triage.model import place_term
+
+    assert place_term("工资", "拖欠工资，工资", [[0, 4, "拖欠工资"]]) == (5, 7)
+    assert place_term("工资", "拖欠工资", [[0, 4, "拖欠工资"]]) is None
 
 
 def test_locate_in_original_handles_full_width():

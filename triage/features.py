@@ -158,14 +158,19 @@ class TextFeaturizer(TransformerMixin, BaseEstimator):
             cache = self._cache = (word, char)
         return cache
 
-    def transform(self, X, tokens: list[list[str]] | None = None):
-        """Features for letters; pass ``tokens`` (one word list per letter) to skip re-tokenising."""
+    def transform(self, X, tokens: list[list[str]] | None = None, word_hits: list | None = None):
+        """Features for letters.
+
+        ``tokens`` (one word list per letter) skips re-tokenising; a list passed as ``word_hits``
+        receives, per letter, the ``(column, first_token, n)`` of every word n-gram found, so an
+        explanation can map features back to text without enumerating n-grams again.
+        """
         word, char = self._vectorizers()
         docs = as_docs(X)
         if tokens is None:
             fn = self._tokenize_fn()
             tokens = [fn(t) for t in docs["text"]]
-        return self._stack(self._word_matrix(tokens), char.transform(docs["text"]), docs)
+        return self._stack(self._word_matrix(tokens, word_hits), char.transform(docs["text"]), docs)
 
     def tokens_with_offsets(self, text: str) -> list[tuple[str, int, int]]:
         """The featurizer's words with their character spans in ``text``."""
@@ -174,18 +179,23 @@ class TextFeaturizer(TransformerMixin, BaseEstimator):
         self._tokenize_fn()
         return tokenize_with_offsets(text)
 
-    def _word_matrix(self, token_lists: list[list[str]]) -> sp.csr_matrix:
+    def _word_matrix(self, token_lists: list[list[str]], word_hits: list | None = None) -> sp.csr_matrix:
         """Exactly TfidfVectorizer.transform (sublinear tf, idf, l2), from already-cut words."""
         index = self.word_index()
         nmin, nmax = self.word_ngram_range
         indptr, indices, values = [0], [], []
         for toks in token_lists:
             counts: dict[int, int] = {}
+            hits = [] if word_hits is not None else None
             for n in range(nmin, nmax + 1):
                 for j in range(len(toks) - n + 1):
                     col = index.get(toks[j] if n == 1 else " ".join(toks[j : j + n]))
                     if col is not None:
                         counts[col] = counts.get(col, 0) + 1
+                        if hits is not None:
+                            hits.append((col, j, n))
+            if word_hits is not None:
+                word_hits.append(hits)
             cols = sorted(counts)
             indices.extend(cols)
             values.extend(counts[c] for c in cols)

@@ -70,6 +70,19 @@ def locate_in_original(term: str, original: str, hint: int = 0, *, normalized: s
     return (pos, pos + len(term)) if pos >= 0 else None
 
 
+def place_term(term: str, normalized: str, taken) -> tuple[int, int] | None:
+    """First occurrence of ``term`` in the (per-character NFKC) body not overlapping ``taken`` spans."""
+    if not term:
+        return None
+    start = normalized.find(term)
+    while start >= 0:
+        end = start + len(term)
+        if all(end <= s or start >= e for s, e, *_ in taken):
+            return start, end
+        start = normalized.find(term, start + 1)
+    return None
+
+
 class TriageModel(BaseEstimator):
     """Heads from configuration over a versioned backend.
 
@@ -182,12 +195,12 @@ class TriageModel(BaseEstimator):
         for head, per_letter in evidence.items():
             if head == "route" and not lit:
                 continue
-            out = []
+            out: list[list] = []
             for ev in per_letter[i]:
-                loc = locate_in_original(ev.term, body, normalized=normalized)
+                loc = place_term(ev.term, normalized, out)
                 if loc:
                     out.append([loc[0], loc[1], body[loc[0] : loc[1]]])
-            spans[head] = out
+            spans[head] = sorted(out)
         row["evidence"] = json.dumps(spans, ensure_ascii=False)
         row["alternatives"] = json.dumps({h: a for h, a in alts.items() if not (h == "route" and not lit)}, ensure_ascii=False)
         low = [h for h, c in conf.items() if c < self.review_threshold and not (h == "route" and not lit)]

@@ -129,25 +129,25 @@ class TfidfLinearBackend(Backend):
         check_is_fitted(self, "heads_")
         docs = as_docs(docs)
         toks = [self.featurizer_.tokens_with_offsets(t) for t in docs["text"]]
-        X = self.featurizer_.transform(docs, tokens=[[w for w, _, _ in tk] for tk in toks])
+        hits: list = []
+        X = self.featurizer_.transform(docs, tokens=[[w for w, _, _ in tk] for tk in toks], word_hits=hits)
         proba = {h: m.predict_proba(X) for h, m in self.heads_.items()}
         labels = {h: self.classes_[h][np.argmax(p, axis=1)] for h, p in proba.items()}
-        return proba, self._explain(docs, X, labels, k, heads, toks)
+        return proba, self._explain(docs, X, labels, k, heads, toks, hits)
 
     def explain(self, docs, labels, k=5):
         check_is_fitted(self, "heads_")
         docs = as_docs(docs)
         toks = [self.featurizer_.tokens_with_offsets(t) for t in docs["text"]]
-        X = self.featurizer_.transform(docs, tokens=[[w for w, _, _ in tk] for tk in toks])
-        return self._explain(docs, X, labels, k, None, toks)
+        hits: list = []
+        X = self.featurizer_.transform(docs, tokens=[[w for w, _, _ in tk] for tk in toks], word_hits=hits)
+        return self._explain(docs, X, labels, k, None, toks, hits)
 
-    def _explain(self, docs, X, labels, k, heads, all_tokens):
+    def _explain(self, docs, X, labels, k, heads, all_tokens, word_hits):
         feat = self.featurizer_
-        word_index = feat.word_index()
         w0, _ = feat.blocks_["word"]
         c0, _ = feat.blocks_["cue"]
         cue_pos = {str(n): i for i, n in enumerate(feat.cue_names_)}
-        nmin, nmax = feat.word_ngram_range
         heads = heads or list(labels)
         out: dict[str, list[list[Evidence]]] = {h: [] for h in heads}
         weights = {h: {lab: np.asarray(self.heads_[h].class_weights_for(lab), dtype=np.float64) for lab in self.classes_[h]} for h in heads}
@@ -156,20 +156,19 @@ class TfidfLinearBackend(Backend):
             lo, hi = X.indptr[i], X.indptr[i + 1]
             present = dict(zip(X.indices[lo:hi].tolist(), X.data[lo:hi].tolist()))
             toks = all_tokens[i]
+            wordy = [t[0].isalnum() for t in toks]
             feats: list[int] = []
             spans: list[tuple[int, int, str]] = []
             seen: set[tuple[int, int]] = set()
-            for n in range(nmin, nmax + 1):
-                for j in range(len(toks) - n + 1):
-                    window = toks[j : j + n]
-                    if (n == 1 and len(window[0][0]) < 2) or any(not t[0].isalnum() for t in window):
-                        continue  # punctuation and single characters make poor highlights
-                    f = word_index.get(window[0][0] if n == 1 else " ".join(t[0] for t in window))
-                    if f is None or w0 + f not in present:
-                        continue
-                    s0, e0 = window[0][1], window[-1][2]
-                    feats.append(w0 + f)
-                    spans.append((s0, e0, text[s0:e0]))
+            for f, j, n in word_hits[i]:
+                if (n == 1 and len(toks[j][0]) < 2) or not all(wordy[j : j + n]):
+                    continue  # punctuation and single characters make poor highlights
+                s0, e0 = toks[j][1], toks[j + n - 1][2]
+                if (s0, e0) in seen:
+                    continue
+                seen.add((s0, e0))
+                feats.append(w0 + f)
+                spans.append((s0, e0, text[s0:e0]))
             for family, prefix in (("legal", "legal:"), ("risk", "risk:")):
                 for hit in find_cues(text, family):
                     if (hit.start, hit.end) not in seen and hit.term.strip():
@@ -190,8 +189,8 @@ class TfidfLinearBackend(Backend):
                     if contrib[o] <= 0:
                         break
                     s0, e0, term = spans[o]
-                    if any(not (e0 <= c.start or s0 >= c.end) for c in chosen):
-                        continue  # keep spans disjoint: one highlight per place
+                    if any(term == c.term or not (e0 <= c.start or s0 >= c.end) for c in chosen):
+                        continue  # distinct terms in disjoint places: one highlight per reason
                     chosen.append(Evidence(s0, e0, term, round(float(contrib[o]), 4)))
                     if len(chosen) == k:
                         break
