@@ -21,7 +21,7 @@ else
 fi
 
 echo "== python packages" >&2
-"$PY" -m pip install -q -e ".[dev]"
+"$PY" -m pip install -q -e ".[dev,transformers]"  # torch==2.13.0 is the CPU build on this disk
 
 echo "== tests" >&2
 set +e
