@@ -634,12 +634,21 @@ def _plain(value: object) -> object:
     return value
 
 
-def _atomic(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place.
+
+    A crash leaves either the old file or the new one, never half of one.  The result gets the
+    ordinary permissions a new file would get (``mkstemp`` creates it private).
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -668,7 +677,7 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> list[str]:
                 for row in frame.itertuples(index=False, name=None):
                     w.writerow(["" if (v := _plain(x)) is None else guard_formula(v) for x in row])
 
-        _atomic(p, write_csv)
+        atomic_write(p, write_csv)
     elif suffix in XLSX_SUFFIXES:
         from openpyxl import Workbook
 
@@ -680,7 +689,7 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> list[str]:
                 ws.append([excel_cell(x, out_warnings, where=f"第 {r} 行，列 “{c}”") for x, c in zip(row, columns)])
             wb.save(tmp)
 
-        _atomic(p, write_xlsx)
+        atomic_write(p, write_xlsx)
     else:
         raise SchemaError("不支持写出的文件类型", source=str(p), expected=".csv、.tsv、.txt、.xlsx", found=suffix or "（没有扩展名）")
     for w in out_warnings:

@@ -31,7 +31,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -42,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from triage import schema
-from triage.io import CSV_SUFFIXES, XLSX_SUFFIXES, guard_formula, iter_table
+from triage.io import CSV_SUFFIXES, XLSX_SUFFIXES, atomic_write, guard_formula, iter_table
 from triage.normalize import mask_field, mask_pii
 from triage.schema import OUTPUT_FIELDS, PII_FIELDS, SchemaError
 from triage.workbook import ACCEPT_DAYS
@@ -418,9 +417,9 @@ def _read_part(path: Path, columns: list[str]) -> pd.DataFrame:
 
 def _assemble_csv(directory: Path, n_chunks: int, columns: list[str], output: Path) -> None:
     sep = "\t" if output.suffix.lower() == ".tsv" else ","
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8-sig", newline="") as fh:
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8-sig", newline="") as fh:
             csv.writer(fh, lineterminator="\r\n", delimiter=sep).writerow([guard_formula(c) for c in columns])
             if sep == ",":
                 fh.flush()
@@ -432,30 +431,16 @@ def _assemble_csv(directory: Path, n_chunks: int, columns: list[str], output: Pa
                 for k in range(n_chunks):
                     for row in _read_part(_part_path(directory, k), columns).itertuples(index=False, name=None):
                         w.writerow(row)
-        os.replace(tmp, output)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+
+    atomic_write(output, write)
 
 
 def _assemble_xlsx(directory: Path, n_chunks: int, columns: list[str], output: Path, info: dict) -> list[str]:
     from triage.workbook import write_workbook
 
     frames = (_read_part(_part_path(directory, k), columns) for k in range(n_chunks))
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".xlsx", dir=output.parent)
-    os.close(fd)
-    try:
-        warns = write_workbook(tmp, columns, frames, info=info)
-        os.replace(tmp, output)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    warns: list[str] = []
+    atomic_write(output, lambda tmp: warns.extend(write_workbook(tmp, columns, frames, info=info)))
     return warns
 
 
