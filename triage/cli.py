@@ -127,17 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="triage", description="信访分拣：诉访分离、责任单位、风险预警")
     sub = p.add_subparsers(dest="command", required=True, metavar="子命令")
 
+    from .score import build_parser as score_parser  # the scorer owns its options
+
     s = sub.add_parser("score", help="批量分拣：读入当天信件，写出登记人员用的工作簿")
-    s.add_argument("input", nargs="?", default=str(DEFAULT_SAMPLE), help="输入文件（.xlsx 或 .csv，GB18030/GBK/UTF-8）；默认为自带样例")
-    s.add_argument("-o", "--output", help="输出文件（.xlsx 默认，或 .csv）")
-    s.add_argument("--model", help="模型版本名或目录；默认为冠军模型")
-    s.add_argument("--jobs", type=int, default=1, help="并行进程数")
-    s.add_argument("--resume", action="store_true", help="续跑中断的任务")
-    s.add_argument("--db", help="复核数据库 URL（写入建议供复核）")
-    s.add_argument("--unmask", action="store_true", help="导出未脱敏的个人信息（仅限授权的内部使用）")
-    s.add_argument("--sheet", help="XLSX 工作表名")
-    s.add_argument("--chunksize", type=int, default=2000, help="每块行数")
-    s.add_argument("--no-progress", action="store_true", help="不显示进度条")
+    score_parser(s, default_input=str(DEFAULT_SAMPLE))
     s.set_defaults(func=_cmd_score)
 
     s = sub.add_parser("synth", help="生成合成信访语料（带标签）或样例工作簿")

@@ -693,9 +693,12 @@ def score_file(
 # --------------------------------------------------------------------------------------
 
 
-def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+def build_parser(parser: argparse.ArgumentParser | None = None, *, default_input: str | None = None) -> argparse.ArgumentParser:
     p = parser or argparse.ArgumentParser(prog="triage score", description="批量分拣来信：读入登记表，写出分拣结果（默认 .xlsx 工作簿）")
-    p.add_argument("input", help="登记表（.csv 或 .xlsx）")
+    if default_input is None:
+        p.add_argument("input", help="登记表（.csv 或 .xlsx）")
+    else:
+        p.add_argument("input", nargs="?", default=default_input, help=f"登记表（.csv 或 .xlsx，GB18030/GBK/UTF-8）；默认为自带样例 {default_input}")
     p.add_argument("-o", "--output", help="输出文件（.xlsx 或 .csv；默认与输入同目录的 <文件名>_分拣结果.xlsx）")
     p.add_argument("--model", help="模型版本名或模型目录（默认：冠军模型）")
     p.add_argument("--jobs", type=int, default=1, help="并行进程数（默认 1）")
