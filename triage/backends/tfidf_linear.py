@@ -145,7 +145,7 @@ class TfidfLinearBackend(Backend):
 
     def _explain(self, docs, X, labels, k, heads, all_tokens, word_hits):
         feat = self.featurizer_
-        w0, _ = feat.blocks_["word"]
+        w0, w1 = feat.blocks_["word"]
         c0, _ = feat.blocks_["cue"]
         cue_pos = {str(n): i for i, n in enumerate(feat.cue_names_)}
         heads = heads or list(labels)
@@ -154,44 +154,40 @@ class TfidfLinearBackend(Backend):
         X = X.tocsr()
         for i, text in enumerate(docs["text"]):
             lo, hi = X.indptr[i], X.indptr[i + 1]
-            present = dict(zip(X.indices[lo:hi].tolist(), X.data[lo:hi].tolist()))
+            cols, vals = X.indices[lo:hi], X.data[lo:hi].astype(np.float64)
+            keep = (cols < w1) | (cols >= c0)  # words and cues map to text; char n-grams do not
+            cols, vals = cols[keep], vals[keep]
+            # per head, the few features that pushed hardest towards its label (vectorised)
+            ranked: dict[str, list[tuple[int, float]]] = {}
+            wanted: set[int] = set()
+            for h in heads:
+                contrib = vals * weights[h][labels[h][i]][cols]
+                top = np.argsort(-contrib, kind="stable")[: 4 * k]
+                ranked[h] = [(int(cols[t]), float(contrib[t])) for t in top if contrib[t] > 0]
+                wanted.update(f for f, _ in ranked[h])
+            spans: dict[int, list[tuple[int, int, str]]] = {}
             toks = all_tokens[i]
-            wordy = [t[0].isalnum() for t in toks]
-            feats: list[int] = []
-            spans: list[tuple[int, int, str]] = []
-            seen: set[tuple[int, int]] = set()
             for f, j, n in word_hits[i]:
-                if (n == 1 and len(toks[j][0]) < 2) or not all(wordy[j : j + n]):
-                    continue  # punctuation and single characters make poor highlights
-                s0, e0 = toks[j][1], toks[j + n - 1][2]
-                if (s0, e0) in seen:
-                    continue
-                seen.add((s0, e0))
-                feats.append(w0 + f)
-                spans.append((s0, e0, text[s0:e0]))
+                if w0 + f not in wanted or (n == 1 and len(toks[j][0]) < 2):
+                    continue  # single characters make poor highlights
+                window = toks[j : j + n]
+                if not all(t[0].isalnum() for t in window):
+                    continue  # nor does punctuation
+                s0, e0 = window[0][1], window[-1][2]
+                spans.setdefault(w0 + f, []).append((s0, e0, text[s0:e0]))
             for family, prefix in (("legal", "legal:"), ("risk", "risk:")):
                 for hit in find_cues(text, family):
-                    if (hit.start, hit.end) not in seen and hit.term.strip():
-                        seen.add((hit.start, hit.end))
-                        feats.append(c0 + cue_pos[prefix + hit.group])
-                        spans.append((hit.start, hit.end, hit.term))
-            if not feats:
-                for h in heads:
-                    out[h].append([])
-                continue
-            idx = np.asarray(feats)
-            vals = np.asarray([present.get(f, 0.0) for f in feats])
+                    f = c0 + cue_pos[prefix + hit.group]
+                    if f in wanted and hit.term.strip():
+                        spans.setdefault(f, []).append((hit.start, hit.end, hit.term))
             for h in heads:
-                contrib = vals * weights[h][labels[h][i]][idx]
-                order = np.lexsort((np.asarray([sp[0] for sp in spans]), -contrib))
                 chosen: list[Evidence] = []
-                for o in order:
-                    if contrib[o] <= 0:
+                for f, weight in ranked[h]:
+                    for s0, e0, term in spans.get(f, ()):
+                        if any(term == c.term or not (e0 <= c.start or s0 >= c.end) for c in chosen):
+                            continue  # distinct terms in disjoint places: one highlight per reason
+                        chosen.append(Evidence(s0, e0, term, round(weight, 4)))
                         break
-                    s0, e0, term = spans[o]
-                    if any(term == c.term or not (e0 <= c.start or s0 >= c.end) for c in chosen):
-                        continue  # distinct terms in disjoint places: one highlight per reason
-                    chosen.append(Evidence(s0, e0, term, round(float(contrib[o]), 4)))
                     if len(chosen) == k:
                         break
                 out[h].append(sorted(chosen, key=lambda ev: ev.start))
