@@ -29,6 +29,8 @@ def db_url(request, tmp_path) -> str:
         return f"sqlite:///{tmp_path / 'review.db'}"
     url = os.environ.get(PG_ENV)
     if not url:
+        if os.environ.get("CI"):  # .ci/run starts PostgreSQL: a missing database is a failure there
+            pytest.fail(f"CI 中未设置 {PG_ENV}：.ci/services.sh 应当已启动 PostgreSQL")
         pytest.skip(f"未设置 {PG_ENV}（PostgreSQL 测试库地址），跳过 PostgreSQL 测试；CI 由 .ci/services.sh 设置")
     _reset_pg(url)
     return url
