@@ -98,3 +98,20 @@ def test_loading_the_classical_model_does_not_import_torch(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"
+
+
+def test_pickled_encoder_weights_are_refused(tiny_encoder, tmp_path):
+    """A directory with only pytorch_model.bin (a pickle) must not be loaded."""
+    import shutil
+
+    from triage.backends import backend_class
+
+    d = tmp_path / "pickled"
+    shutil.copytree(tiny_encoder, d)
+    for f in d.glob("*.safetensors"):
+        f.unlink()
+    (d / "pytorch_model.bin").write_bytes(b"not really a model")
+    b = backend_class("transformer.v1")(encoder_dir=str(d), epochs=1)
+    with pytest.raises(Exception) as e:
+        b.fit(["你好", "再见"], {"x": ["a", "b"]})
+    assert "safetensors" in str(e.value).lower() or "model.safetensors" in str(e.value)

@@ -64,7 +64,8 @@ class TransformerBackend(Backend):
         if self.encoder_dir is None or not Path(self.encoder_dir).is_dir():
             raise FileNotFoundError(f"transformer.v1 需要本地编码器目录 encoder_dir，实际为 {self.encoder_dir!r}（无法从网上下载模型）")
         tok = AutoTokenizer.from_pretrained(self.encoder_dir, local_files_only=True, use_fast=True)
-        enc = AutoModel.from_pretrained(self.encoder_dir, local_files_only=True)
+        # safetensors only: a pytorch_model.bin in a foreign directory would be unpickled by torch
+        enc = AutoModel.from_pretrained(self.encoder_dir, local_files_only=True, use_safetensors=True, trust_remote_code=False)
         return torch, tok, enc
 
     def _encode(self, tok, texts):
