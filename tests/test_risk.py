@@ -38,3 +38,18 @@ def test_reasons_from_text_and_metadata():
 def test_assess_combines():
     a = assess(np.array([0.1, 0.2, 0.7]), ["低", "中", "高"], "我们准备集体上访")
     assert a.level == "高" and "集体行动" in a.reasons and 0 <= a.score <= 1
+
+
+def test_planned_escalation_is_high_once_the_model_agrees_it_is_not_low():
+    assert level_for(0.2, 0.7, True, planned=True) == "高"
+    assert level_for(0.2, 0.3, True, planned=True) == "低"  # the model must still see risk
+    assert level_for(0.2, 0.7, True, planned=False) == "中"
+
+
+def test_plan_vs_history():
+    from triage.cues import planned_high_cues
+
+    assert planned_high_cues("如果再不解决，我们就去北京上访。")
+    assert planned_high_cues("我们准备组织村民到县政府门口拉横幅")
+    assert not planned_high_cues("去年我们曾集体上访过一次。")
+    assert not planned_high_cues("周末带孩子坐了跳楼机，准备下周再去")

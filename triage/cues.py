@@ -151,3 +151,35 @@ def risk_groups() -> tuple[str, ...]:
 
 def legal_groups() -> tuple[str, ...]:
     return tuple(LEGAL_CUES)
+
+
+# --------------------------------------------------------------------------------------
+# Planned escalation: a high-risk sign stated as a plan, a condition or an act under way
+# --------------------------------------------------------------------------------------
+
+_CLAUSE = re.compile(r"[^。！？!?；;\n]+")
+_PLAN = re.compile(
+    r"准备|打算|计划|将要|将会|就要|要去|就去|就到|只能|只好|不得不|被迫|必将|马上|立即|明天|后天|下周|近期|"
+    r"如果|若是|要是|再不|否则|不然|逼(?:我|我们)|正在|正准备|已经组织|已组织|联系好|约好"
+)
+_PAST = re.compile(r"曾经|曾|去年|前年|上次|以前|当年|过去|之前|那次|那年|年前")
+
+
+def planned_high_cues(text: str) -> tuple[CueHit, ...]:
+    """High-risk cue hits (越级进京, 集体行动, 极端言行) stated as a plan, a condition or under way.
+
+    The label rules make a collective visit or skip-level petition *told as history* a medium
+    risk and one *planned or under way* a high risk; the clause around each hit decides.
+    """
+    text = text or ""
+    out = []
+    for hit in find_cues(text, "risk"):
+        if hit.group not in HIGH_REASONS:
+            continue
+        for m in _CLAUSE.finditer(text):
+            if m.start() <= hit.start < m.end():
+                clause = m.group(0)
+                if _PLAN.search(clause) and not _PAST.search(clause):
+                    out.append(hit)
+                break
+    return tuple(out)

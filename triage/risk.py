@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cues import HIGH_REASONS, find_cues
+from .cues import HIGH_REASONS, find_cues, planned_high_cues
 
 #: Default thresholds on the calibrated risk probabilities: 高 when P(高) reaches ``high``
 #: (and, without any explicit high-risk sign in the text or metadata, ``high_without_cue``);
@@ -46,15 +46,19 @@ def thresholds(custom: dict | None = None) -> dict:
     return t
 
 
-def level_for(p_high: float, p_medium_or_high: float, has_high_cue: bool, custom: dict | None = None) -> str:
+def level_for(p_high: float, p_medium_or_high: float, has_high_cue: bool, custom: dict | None = None, planned: bool = False) -> str:
     """高/中/低 from calibrated probabilities.
 
     The label definition (data/LABELS.md) makes 高 a matter of explicit signs — skip-level or
     Beijing petitioning, collective action, extreme acts — so without any such sign the model
-    must be much surer before it calls a letter 高.
+    must be much surer before it calls a letter 高.  A sign stated as a plan, a condition or an
+    act under way (``planned``, see :func:`triage.cues.planned_high_cues`) is 高 by definition
+    once the model agrees the letter is at least 中.
     """
     t = thresholds(custom)
     if p_high >= (t["high"] if has_high_cue else max(t["high"], t["high_without_cue"])):
+        return "高"
+    if planned and p_medium_or_high >= t["medium"]:
         return "高"
     return "中" if p_medium_or_high >= t["medium"] else "低"
 
@@ -87,5 +91,11 @@ def assess(
     p = {c: float(proba_row[i]) for i, c in enumerate(classes)}
     score = float(risk_score(proba_row[None, :], classes)[0])
     reasons = reasons_for(text, num_people, recurrence, channel)
-    level = level_for(p.get("高", 0.0), p.get("高", 0.0) + p.get("中", 0.0), bool(HIGH_REASONS & set(reasons)), thresholds)
+    level = level_for(
+        p.get("高", 0.0),
+        p.get("高", 0.0) + p.get("中", 0.0),
+        bool(HIGH_REASONS & set(reasons)),
+        thresholds,
+        planned=bool(planned_high_cues(text)),
+    )
     return RiskAssessment(round(score, 4), level, reasons)
