@@ -8,7 +8,7 @@ from sklearn.exceptions import NotFittedError
 
 from _corpus import SMALL_FEATURES, corpus, small_model
 from triage.backends.tfidf_linear import LinearHead, OneClassError
-from triage.model import TriageModel, locate_in_original, recurrence_counts
+from triage.model import TriageModel, nfkc_by_char, place_term, recurrence_counts
 from triage.schema import OUTPUT_FIELDS, ROUTE_LABELS, TRACK_LITIGATION, default_heads
 
 pytestmark = pytest.mark.slow
@@ -123,15 +123,15 @@ def test_recurrence_counts_batch_wide():
 
 
 def test_place_term_skips_taken_spans():
-    from triage.model import place_term
-
     assert place_term("工资", "拖欠工资，工资", [[0, 4, "拖欠工资"]]) == (5, 7)
     assert place_term("工资", "拖欠工资", [[0, 4, "拖欠工资"]]) is None
 
 
-def test_locate_in_original_handles_full_width():
-    assert locate_in_original("ABC仲裁", "看ＡＢＣ仲裁") == (1, 6)
-    assert locate_in_original("无", "有") is None
+def test_place_term_handles_full_width():
+    body = "看ＡＢＣ仲裁"
+    assert nfkc_by_char(body) == "看ABC仲裁"
+    assert place_term("ABC仲裁", nfkc_by_char(body), []) == (1, 6)
+    assert place_term("无", nfkc_by_char("有"), []) is None
 
 
 def test_risk_thresholds_configurable():

@@ -56,22 +56,12 @@ def nfkc_by_char(original: str) -> str:
     return "".join((unicodedata.normalize("NFKC", ch)[:1] or " ") for ch in original)
 
 
-def locate_in_original(term: str, original: str, hint: int = 0, *, normalized: str | None = None) -> tuple[int, int] | None:
-    """Find ``term`` (normalised text) in the original body; character span or None.
-
-    Pass ``normalized=nfkc_by_char(original)`` when locating many terms in one letter.
-    """
-    if not term or not original:
-        return None
-    norm = normalized if normalized is not None else nfkc_by_char(original)
-    pos = norm.find(term, max(hint, 0))
-    if pos < 0:
-        pos = norm.find(term)
-    return (pos, pos + len(term)) if pos >= 0 else None
-
-
 def place_term(term: str, normalized: str, taken) -> tuple[int, int] | None:
-    """First occurrence of ``term`` in the (per-character NFKC) body not overlapping ``taken`` spans."""
+    """Where an evidence term (from the normalised text) sits in the original body.
+
+    ``normalized`` is :func:`nfkc_by_char` of the body, so its indices are the body's; the
+    first occurrence that does not overlap a span in ``taken`` wins.
+    """
     if not term:
         return None
     start = normalized.find(term)
