@@ -65,3 +65,17 @@ def test_whitespace_tokenizer_for_presegmented_text():
 def test_unknown_tokenizer_is_a_clear_error():
     with pytest.raises(ValueError, match="分词方式"):
         TextFeaturizer(tokenizer="bpe").fit(TEXTS)
+
+
+def test_cue_layout_is_fixed_by_the_model_not_the_code():
+    """A model keeps the cue columns it was trained with, even if the code's list changes."""
+    f = TextFeaturizer(min_df=1).fit(TEXTS)
+    trained = [n for n in cue_names() if n != "legal:passing"] + ["legal:a-cue-this-code-no-longer-has"]
+    f.cue_names_ = np.array(trained)
+    f.n_features_out_ = len(f.word_terms_) + len(f.char_terms_) + len(trained)
+    assert f.transform(TEXTS).shape[1] == f.n_features_out_
+    docs = as_docs(["去北京上访"])
+    m = cue_matrix(docs, trained)
+    assert m.shape == (1, len(trained))
+    assert m[0, trained.index("risk:越级进京")] == 1
+    assert m[0, -1] == 0

@@ -52,24 +52,38 @@ def cue_names() -> list[str]:
     )
 
 
-def cue_matrix(docs: pd.DataFrame) -> np.ndarray:
-    """Dense cue and metadata block, one row per letter; values in [0, ~2]."""
-    legal, risk = legal_groups(), risk_groups()
-    out = np.zeros((len(docs), len(legal) + 1 + len(risk) + 4), dtype=np.float64)
+def cue_matrix(docs: pd.DataFrame, names: list[str] | None = None) -> np.ndarray:
+    """Dense cue and metadata block, one row per letter and one column per name; values in [0, ~2].
+
+    ``names`` (default :func:`cue_names`) fixes the columns, so a model keeps the layout it was
+    trained with even after new cues are added.
+    """
+    names = list(cue_names() if names is None else names)
+    col = {n: j for j, n in enumerate(names)}
+    out = np.zeros((len(docs), len(names)), dtype=np.float64)
+
+    def add(i: int, name: str, value: float = 1.0) -> None:
+        j = col.get(name)
+        if j is not None:
+            out[i, j] += value
+
     for i, text in enumerate(docs["text"]):
         for h in find_cues(text, "legal"):
-            out[i, legal.index(h.group)] += 1
-        out[i, len(legal)] = len(find_cues(text, "passing"))
+            add(i, f"legal:{h.group}")
+        add(i, "legal:passing", len(find_cues(text, "passing")))
         for h in find_cues(text, "risk"):
-            out[i, len(legal) + 1 + risk.index(h.group)] += 1
+            add(i, f"risk:{h.group}")
     np.minimum(out, 2.0, out=out)
-    base = len(legal) + 1 + len(risk)
     people = docs["num_people"].to_numpy(dtype=float)
     rec = docs["recurrence"].to_numpy(dtype=float)
-    out[:, base] = np.log1p(people - 1) / 2
-    out[:, base + 1] = (people >= 5).astype(float)
-    out[:, base + 2] = np.log1p(rec - 1) / 2
-    out[:, base + 3] = (rec >= 2).astype(float)
+    for name, values in (
+        ("meta:log_people", np.log1p(people - 1) / 2),
+        ("meta:many_people", (people >= 5).astype(float)),
+        ("meta:log_recurrence", np.log1p(rec - 1) / 2),
+        ("meta:repeat", (rec >= 2).astype(float)),
+    ):
+        if name in col:
+            out[:, col[name]] = values
     return out
 
 
@@ -211,7 +225,7 @@ class TextFeaturizer(TransformerMixin, BaseEstimator):
         return X.astype(np.float32).tocsr()
 
     def _stack(self, Xw, Xc, docs):
-        cues = sp.csr_matrix(cue_matrix(docs).astype(np.float32) * self.cue_weight)
+        cues = sp.csr_matrix(cue_matrix(docs, [str(n) for n in self.cue_names_]).astype(np.float32) * self.cue_weight)
         return sp.hstack([Xw, Xc, cues], format="csr", dtype=np.float32)
 
     # -- introspection -----------------------------------------------------------------

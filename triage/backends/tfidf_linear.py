@@ -177,9 +177,9 @@ class TfidfLinearBackend(Backend):
                 spans.setdefault(w0 + f, []).append((s0, e0, text[s0:e0]))
             for family, prefix in (("legal", "legal:"), ("risk", "risk:")):
                 for hit in find_cues(text, family):
-                    f = c0 + cue_pos[prefix + hit.group]
-                    if f in wanted and hit.term.strip():
-                        spans.setdefault(f, []).append((hit.start, hit.end, hit.term))
+                    pos = cue_pos.get(prefix + hit.group)  # a model keeps the cue layout it was trained with
+                    if pos is not None and c0 + pos in wanted and hit.term.strip():
+                        spans.setdefault(c0 + pos, []).append((hit.start, hit.end, hit.term))
             for h in heads:
                 chosen: list[Evidence] = []
                 for f, weight in ranked[h]:
