@@ -15,9 +15,11 @@ driven by psycopg 3) are both supported.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import secrets
+import threading
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -362,6 +364,16 @@ class Store:
         self.engine = engine
         self._taxonomy = taxonomy
         self._heads: dict[str, schema.Head] | None = None
+        # SQLite allows one writer: a transaction that reads, then writes, fails at once with
+        # "database is locked" when another writer got in between (its busy handler is not
+        # used for that upgrade).  Writers in this process therefore queue on a lock.
+        self._write_lock = threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def _writing(self):
+        """A write transaction (serialised per process on SQLite)."""
+        with self._write_lock, self.engine.begin() as conn:
+            yield conn
 
     # ---- heads ------------------------------------------------------------------------
 
@@ -472,7 +484,7 @@ class Store:
             set_={c.name: ins_s.excluded[c.name] for c in suggestions.c if c.name not in ("letter_id", "model_version")},
         )
         lrows, srows = list(letter_rows.values()), list(sugg_rows.values())
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             for start in range(0, len(lrows), 500):
                 conn.execute(ins_l, lrows[start : start + 500])
                 conn.execute(ins_s, srows[start : start + 500])
@@ -490,7 +502,7 @@ class Store:
         ins = ins.on_conflict_do_update(
             index_elements=["batch_id"], set_={k: ins.excluded[k] for k in ("model_version", "stats", "created_at")}
         )
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(ins, row)
 
     def batches(self) -> list[dict]:
@@ -558,14 +570,14 @@ class Store:
                 checked.append((head, self.check_label(head or "", label)))
         if not checked:
             raise StoreError("没有要保存的决定")
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             version = self._bump(conn, letter_id, expected_version)
             self._write_events(conn, letter_id, checked, user, kind, note)
         return version
 
     def accept_all(self, letter_id: str, user: str, expected_version: int | None = None) -> int:
         """Accept the shown suggestion of every head a human has not decided yet."""
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             version = self._bump(conn, letter_id, expected_version)
             letter = conn.execute(sa.select(letters).where(letters.c.id == letter_id)).mappings().one()
             sugg = self._suggestion(conn, letter)
@@ -879,7 +891,7 @@ class Store:
             raise UserError(f"角色“{role}”无效；应为：{' / '.join(ROLES)}")
         self._check_password(password)
         department = self._check_department(department)
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             if conn.execute(sa.select(users.c.name).where(users.c.name == name)).first():
                 raise UserError(f"用户“{name}”已存在")
             conn.execute(
@@ -916,7 +928,7 @@ class Store:
             values["active"] = bool(active)
         if not values:
             return
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             if conn.execute(sa.update(users).where(users.c.name == name).values(**values)).rowcount == 0:
                 raise UserError(f"用户“{name}”不存在")
 
@@ -961,7 +973,7 @@ class Store:
 
     def login_failed(self, key: str, now: float) -> float:
         """Count a failed login; returns the lockout in seconds it now carries (0 while free)."""
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             res = conn.execute(
                 sa.update(login_failures)
                 .where(login_failures.c.key == key)
@@ -984,14 +996,14 @@ class Store:
         return lock
 
     def login_succeeded(self, key: str) -> None:
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             conn.execute(sa.delete(login_failures).where(login_failures.c.key == key))
 
     # ---- settings ----------------------------------------------------------------------
 
     def secret_key(self) -> str:
         """The web app's signing key, made once and kept in the database (survives restarts)."""
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             ins = self._insert(settings).values(key="secret_key", value=secrets.token_hex(32))
             conn.execute(ins.on_conflict_do_nothing(index_elements=["key"]))
             return conn.execute(sa.select(settings.c.value).where(settings.c.key == "secret_key")).scalar_one()
@@ -1081,7 +1093,7 @@ class Store:
                 if v is not None:
                     per_letter.setdefault(lid, []).append((h, v))
         recorded = 0
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             for lid, decisions in per_letter.items():
                 row = conn.execute(sa.select(letters).where(letters.c.id == lid)).mappings().one()
                 last: dict[str, str] = {}
