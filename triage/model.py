@@ -26,14 +26,19 @@ from .schema import MAX_TEXT_CHARS, ROUTE_GUIDANCE, TRACK_LITIGATION, letter_tex
 DEFAULT_HEADS = ("track", "route", "department", "risk")
 
 
-def recurrence_counts(frame: pd.DataFrame) -> np.ndarray:
-    """How many letters in ``frame`` share this letter's id_number (or, without one, phone)."""
-    n = len(frame)
-    key = pd.Series([""] * n, index=frame.index, dtype=object)
+def recurrence_keys(frame: pd.DataFrame) -> pd.Series:
+    """Who wrote a letter, for counting repeat petitioning: the ID number, else the phone, else ""."""
+    key = pd.Series([""] * len(frame), index=frame.index, dtype=object)
     for col in ("phone", "id_number"):  # id_number wins where present
         if col in frame.columns:
             vals = frame[col].fillna("").astype(str).str.strip()
-            key = key.where(vals == "", "%s:" % col + vals)
+            key = key.where(vals == "", f"{col}:" + vals)
+    return key
+
+
+def recurrence_counts(frame: pd.DataFrame) -> np.ndarray:
+    """How many letters in ``frame`` share this letter's id_number (or, without one, phone)."""
+    key = recurrence_keys(frame)
     counts = key.map(key.value_counts()).astype(float)
     counts[key == ""] = 1.0
     return counts.to_numpy()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .cues import HIGH_REASONS, find_cues, planned_high_cues
+from .schema import RISK_REASONS
 
 #: Default thresholds on the calibrated risk probabilities: 高 when P(高) reaches ``high``
 #: (and, without any explicit high-risk sign in the text or metadata, ``high_without_cue``);
@@ -71,8 +72,6 @@ def reasons_for(text: str, num_people: float = 1, recurrence: float = 1, channel
             found.add("集体行动")
     if recurrence >= 2:
         found.add("重复长期")
-    from .schema import RISK_REASONS
-
     return tuple(r for r in RISK_REASONS if r in found)
 
 

@@ -42,6 +42,7 @@ import pandas as pd
 
 from triage import schema
 from triage.io import CSV_SUFFIXES, XLSX_SUFFIXES, atomic_write, guard_formula, iter_table
+from triage.model import recurrence_keys
 from triage.normalize import mask_field, mask_pii
 from triage.schema import OUTPUT_FIELDS, PII_FIELDS, SchemaError
 from triage.workbook import ACCEPT_DAYS
@@ -183,13 +184,8 @@ def _part_done(directory: Path, k: int) -> bool:
 
 
 def _recurrence_keys(frame: pd.DataFrame) -> np.ndarray:
-    """The key model.recurrence_counts groups by: the ID number, else the phone, else none."""
-    key = pd.Series([""] * len(frame), index=frame.index, dtype=object)
-    for col in ("phone", "id_number"):  # id_number wins where present
-        if col in frame.columns:
-            vals = frame[col].fillna("").astype(str).str.strip()
-            key = key.where(vals == "", f"{col}:" + vals)
-    return key.to_numpy(dtype=object)
+    """The key model.recurrence_counts groups by (one definition, in triage.model)."""
+    return recurrence_keys(frame).to_numpy(dtype=object)
 
 
 def _hash_keys(keys: np.ndarray) -> np.ndarray:
