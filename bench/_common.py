@@ -5,7 +5,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = REPO.parent / "shared" / "data"
+if str(REPO) not in sys.path:  # the benchmarks run from a checkout, installed or not
+    sys.path.insert(0, str(REPO))
 
 
 def require(path: Path, what: str) -> Path:
