@@ -81,3 +81,32 @@ def test_joint_letter_is_group_interest():
 )
 def test_general_escalation_phrasings(text, group):
     assert group in groups(text)
+
+
+@pytest.mark.parametrize(
+    "text, group",
+    [
+        ("如果诉求得不到答复，我们将采取合法途径集体维权。", "集体行动"),
+        ("上周业主在售楼部门口拉横副维权。", "集体行动"),  # the common typo 横副
+        ("当时大家拉过横幅。", "集体行动"),
+        ("此事若再拖下去，极易引发群体性事件。", "集体行动"),
+        ("我现在被逼得想死的心都有了。", "极端言行"),
+        ("我们将会誓死捍卫自己的家园！", "极端言行"),
+        ("我们只能跪在省政府门口喊冤。", "越级进京"),
+        ("我们将继续向中央反映。", "越级进京"),
+        ("我们多次维权无果。", "重复长期"),
+    ],
+)
+def test_online_register_escalation_phrasings(text, group):
+    assert group in {h.group for h in find_cues(text, "risk")}
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["我们只想依法维权，相信政府会公正处理。", "万一发生火灾，后果不堪设想。", "晚上吵得要死，孩子根本睡不着。",
+     "油烟一天到晚熏死人。", "希望省里相关部门也能关注一下。"],
+)
+def test_everyday_words_are_not_high_risk_signs(text):
+    from triage.cues import HIGH_REASONS
+
+    assert not HIGH_REASONS & {h.group for h in find_cues(text, "risk")}

@@ -53,3 +53,35 @@ def test_plan_vs_history():
     assert planned_high_cues("我们准备组织村民到县政府门口拉横幅")
     assert not planned_high_cues("去年我们曾集体上访过一次。")
     assert not planned_high_cues("周末带孩子坐了跳楼机，准备下周再去")
+
+
+@pytest.mark.parametrize(
+    "text, frame",
+    [
+        ("如果再不解决，我们就去北京上访。", "plan"),  # condition in the clause before
+        ("我们全体业主将采取合法途径集体维权。", "plan"),
+        ("开盘之日就是我们集体上访之日。", "plan"),
+        ("今天出现了业主车辆堵门的情况。", "plan"),  # under way
+        ("2019年5月，业主在幼儿园门口聚集维权，后来被劝回。", "past"),
+        ("去年我们曾集体上访过一次。", "past"),
+        ("当时大家拉过横幅。", "past"),
+        ("我现在被逼得想死的心都有了。", "plan"),
+        ("大家拉横幅的事谁都知道。", "open"),
+    ],
+)
+def test_high_cue_frames(text, frame):
+    from triage.cues import high_cue_frames
+
+    frames = high_cue_frames(text)
+    assert frames, text
+    assert frames[0][1] == frame, (text, frames)
+
+
+def test_sign_told_as_history_needs_a_sure_model():
+    # a collective visit told as history is not an explicit live sign (label rule: at most 中)
+    classes = ["中", "低", "高"]
+    row = np.array([0.35, 0.05, 0.60])
+    past = assess(row, classes, "去年我们曾集体上访过一次，问题至今没有解决。")
+    live = assess(row, classes, "如果再不解决，我们就集体上访。")
+    assert "集体行动" in past.reasons and "集体行动" in live.reasons
+    assert past.level == "中" and live.level == "高"

@@ -29,6 +29,9 @@ RISK_CUES: dict[str, tuple[str, ...]] = {
         r"越级(?:上访|信访|反映)?",
         r"(?:一直|继续|再)(?:往上|向上)(?:告|访|反映)",
         r"(?:省|市)长信箱.{0,6}(?:还|再|继续)",
+        r"(?:跪|坐|守|睡)在[^，。；]{0,6}(?:省|市)(?:政府|委|信访局)(?:的)?(?:大)?门口",
+        r"(?:到|去|上|赴)(?:省里|省城|省政府|省委|北京|首都|中央)(?:去)?(?:讨(?:个)?说法|讨(?:个)?公道|维权|喊冤)",
+        r"(?:向|到|去)(?:中央|国务院|国家信访局|国家有关部门)(?:去)?(?:反映|上访|申诉|讨说法)",
     ),
     "集体行动": (
         r"集体(?:上访|信访|访|请愿|去|到|讨薪|维权|静坐)",
@@ -37,6 +40,9 @@ RISK_CUES: dict[str, tuple[str, ...]] = {
         r"堵(?:路|门)(?!口)|堵住(?:大门|路口|政府|公司|工地)|围堵(?:政府|大门|领导|工地|公司)|拦(?:路|车)(?!杆)|拉(?:起)?横幅|打横幅|举牌|静坐|聚集(?:在|到)[^，。；]{0,6}(?:政府|门口|广场|信访)",
         r"(?:几十|上百|数十|数百|一百多|几百)(?:人|名|号人)[^，。；]{0,8}(?:去|到|围|堵|聚)",
         r"群体(?:性)?(?:上访|事件)|上街|游行|示威|聚集[^，。；]{0,10}(?:政府|门口|广场|信访)",
+        r"集体维权|(?:组织|发动|号召|召集)[^，。；]{0,10}(?:维权|讨说法)|(?:维权|讨薪)(?:活动|行动)|上门(?:维权|讨薪|讨说法)",
+        r"拉(?:起|过|了|着)?横[幅副]|挂(?:起|过|了)?横幅|在[^，。；]{0,8}(?:政府|县委|门口)(?:坐|跪|睡)了|(?:到|去|在)[^，。；]{0,10}(?:门口|现场|售楼部|售楼处|项目部|政府|大门)[^，。；]{0,4}(?:维权|讨薪|讨说法|聚集)",
+        r"(?:社会)?不稳定因素|(?:激化|引发)[^，。；]{0,6}(?:矛盾|冲突|骚乱)",
     ),
     "极端言行": (
         r"跳楼(?!机)|跳河|跳江|卧轨|自焚|喝农药|服毒|吃药自杀|自杀|轻生|上吊|割腕",
@@ -44,11 +50,14 @@ RISK_CUES: dict[str, tuple[str, ...]] = {
         r"同归于尽|以死相逼|以死明志|拼(?:了)?(?:这条)?(?:老)?命|鱼死网破|死给(?:你们|他们)看|不想活|活不下去|死路一条|一死了之",
         r"(?:炸|烧)(?:了|掉)?(?:他|你|政府|公司|厂|房)|(?:砍|杀)(?:了|死)(?:他|他们|你)",
         r"(?:如果|若|要是|再)[^。！!]{0,20}(?:不|没)(?:解决|处理|答复|给说法)[^。！!]{0,20}(?:后果自负|采取极端|不择手段|采取行动|什么事都做得出)",
+        r"想死的心(?:都)?有|生不如死|(?:被逼|逼得?)[^，。；]{0,8}(?:做出|采取|走)[^，。；]{0,6}(?:极端|过激|绝路)|过激(?:行为|行动|的事|手段)",
+        r"(?:誓死|拼死|以死)(?:捍卫|维护|抗争|保卫|维权)|(?:不惜|豁出)(?:一切|性命|这条命)",
+        r"(?:采取|走)[^，。；]{0,8}(?:一切|非常|激烈|极端)(?:的)?(?:措施|行动|手段|方式)",
     ),
     "重复长期": (
-        r"(?:多次|反复|屡次|一再|数次|几次|无数次|三番五次)(?:向|到|去|找|给)?[^，。；]{0,12}(?:反映|上访|投诉|来信|来访|打电话|信访|举报|求助)",
+        r"(?:多次|反复|屡次|一再|数次|几次|无数次|三番五次)(?:向|到|去|找|给)?[^，。；]{0,12}(?:反映|上访|投诉|来信|来访|打电话|信访|举报|求助|维权)",
         r"(?:多|几|好几|十几|" + _NUM + r"{1,3})年(?:了|来|多|以来)?[^，。；]{0,10}(?:未|没|不)(?:有)?(?:得到)?(?:解决|处理|落实|答复|兑现|给)",
-        r"至今(?:仍)?(?:未|没有?|不)(?:解决|处理|答复|落实|到位)|石沉大海|踢皮球|互相推诿|推来推去|投诉无门|求助无门|一直(?:没|无)人(?:管|理|处理)",
+        r"至今(?:仍)?(?:未|没有?|不)(?:解决|处理|答复|落实|到位)|石沉大海|踢皮球|互相推诿|推来推去|投诉无门|求助无门|维权无门|(?:苦于|求告)无门|一直(?:没|无)人(?:管|理|处理)",
         r"第(?:[二三四五六七八九十]|[2-9]|1[0-9])次(?:来信|来访|上访|反映|投诉|写信)",
         r"(?:12345|市长热线|热线)[^，。；]{0,6}(?:打了|反映了)[^，。；]{0,6}(?:多次|好几次|无数次|" + _NUM + r"+次)",
     ),
@@ -157,29 +166,66 @@ def legal_groups() -> tuple[str, ...]:
 # Planned escalation: a high-risk sign stated as a plan, a condition or an act under way
 # --------------------------------------------------------------------------------------
 
-_CLAUSE = re.compile(r"[^。！？!?；;\n]+")
+_CLAUSE = re.compile(r"[^。！？!?；;\n,，]+")
+_SENTENCE = re.compile(r"[^。！？!?；;\n]+")
 _PLAN = re.compile(
-    r"准备|打算|计划|将要|将会|就要|要去|就去|就到|只能|只好|不得不|被迫|必将|马上|立即|明天|后天|下周|近期|"
-    r"如果|若是|要是|再不|否则|不然|逼(?:我|我们)|正在|正准备|已经组织|已组织|联系好|约好"
+    r"准备|打算|计划|将要|将会|就要|要去|就去|就到|只能|只好|不得不|被迫|必将|马上|立即|明天|后天|下周|下个月|"
+    r"如果|若是|倘若|若问题|要是|再不|否则|不然|逼(?:我|我们)|正准备|已经组织|已组织|联系好|约好|"
+    r"(?:我们|大家|业主|村民|工友|全体|他们)[^，,。；]{0,6}(?:将|会|要)|之日就是|"
+    # a warning of what will follow, and an act under way now
+    r"担心[^，,。；]{0,10}会|(?:可能|极易|容易|势必|必然)(?:会)?(?:引发|引起|导致|造成|出现)|以(?:免|避免)|"
+    r"今天|今日|目前|现在|正在|当前|眼下|此刻"
 )
-_PAST = re.compile(r"曾经|曾|去年|前年|上次|以前|当年|过去|之前|那次|那年|年前")
+#: a clause that narrates a finished event: a date, an explicit past time word, or 曾/过 aspect
+_PAST = re.compile(
+    r"曾经|曾|去年|前年|上次|以前|当年|过去|之前|那次|那年|年前|当时|那天|此前|后来|"
+    r"(?:19|20)\d{2}年|\d{1,2}月\d{1,2}[日号]|[一二三四五六七八九十]{1,3}月(?:份|初|中旬|底)|"
+    r"(?:上访|维权|静坐|横幅|聚集|反映)过"
+)
+
+#: how a high-risk sign is told: as a plan, a condition or an act under way; as history; or neither
+FRAME_PLAN, FRAME_PAST, FRAME_OPEN = "plan", "past", "open"
+
+
+def _frame(text: str, start: int) -> str:
+    """The clause (comma to comma) around a hit decides; failing that, the clause before it in
+    the same sentence (如果……，我们将…… / 2019年5月，业主……)."""
+    clauses = [m for m in _CLAUSE.finditer(text)]
+    k = next((i for i, m in enumerate(clauses) if m.start() <= start < m.end()), None)
+    if k is None:
+        return FRAME_OPEN
+    clause = clauses[k].group(0)
+    if _PLAN.search(clause) and not _PAST.search(clause):
+        return FRAME_PLAN
+    if _PAST.search(clause):
+        return FRAME_PAST
+    sentence = next((m for m in _SENTENCE.finditer(text) if m.start() <= start < m.end()), None)
+    if k > 0 and sentence is not None and clauses[k - 1].start() >= sentence.start():
+        before = clauses[k - 1].group(0)
+        if _PLAN.search(before) and not _PAST.search(before):
+            return FRAME_PLAN
+        if _PAST.search(before):
+            return FRAME_PAST
+    return FRAME_OPEN
+
+
+def high_cue_frames(text: str) -> tuple[tuple[CueHit, str], ...]:
+    """Each high-risk cue hit (越级进京, 集体行动, 极端言行) with how it is told.
+
+    The label rules (data/LABELS.md, after the public GUIDE) make a collective visit or a
+    skip-level petition *told as history* a medium risk, and one *planned, threatened or under
+    way* a high risk; the clause around each hit decides (:data:`FRAME_PLAN`,
+    :data:`FRAME_PAST` or :data:`FRAME_OPEN` when the clause says neither).
+    """
+    text = text or ""
+    return tuple((h, _frame(text, h.start)) for h in find_cues(text, "risk") if h.group in HIGH_REASONS)
 
 
 def planned_high_cues(text: str) -> tuple[CueHit, ...]:
-    """High-risk cue hits (越级进京, 集体行动, 极端言行) stated as a plan, a condition or under way.
+    """High-risk cue hits stated as a plan, a condition or an act under way."""
+    return tuple(h for h, f in high_cue_frames(text) if f == FRAME_PLAN)
 
-    The label rules make a collective visit or skip-level petition *told as history* a medium
-    risk and one *planned or under way* a high risk; the clause around each hit decides.
-    """
-    text = text or ""
-    out = []
-    for hit in find_cues(text, "risk"):
-        if hit.group not in HIGH_REASONS:
-            continue
-        for m in _CLAUSE.finditer(text):
-            if m.start() <= hit.start < m.end():
-                clause = m.group(0)
-                if _PLAN.search(clause) and not _PAST.search(clause):
-                    out.append(hit)
-                break
-    return tuple(out)
+
+def live_high_cues(text: str) -> tuple[CueHit, ...]:
+    """High-risk cue hits not told as history (planned, or in a clause that gives no time)."""
+    return tuple(h for h, f in high_cue_frames(text) if f != FRAME_PAST)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cues import HIGH_REASONS, find_cues, planned_high_cues
+from .cues import FRAME_PAST, FRAME_PLAN, find_cues, high_cue_frames
 from .schema import RISK_REASONS
 
 #: Default thresholds on the calibrated risk probabilities: 高 when P(高) reaches ``high``
@@ -47,14 +47,24 @@ def thresholds(custom: dict | None = None) -> dict:
     return t
 
 
-def level_for(p_high: float, p_medium_or_high: float, has_high_cue: bool, custom: dict | None = None, planned: bool = False) -> str:
+def level_for(
+    p_high: float,
+    p_medium_or_high: float,
+    has_high_cue: bool,
+    custom: dict | None = None,
+    planned: bool = False,
+) -> str:
     """高/中/低 from calibrated probabilities.
 
     The label definition (data/LABELS.md) makes 高 a matter of explicit signs — skip-level or
     Beijing petitioning, collective action, extreme acts — so without any such sign the model
     must be much surer before it calls a letter 高.  A sign stated as a plan, a condition or an
     act under way (``planned``, see :func:`triage.cues.planned_high_cues`) is 高 by definition
-    once the model agrees the letter is at least 中.
+    once the model agrees the letter is at least 中.  A sign told only as history (a collective
+    visit last year, a banner in 2019) does not count as ``has_high_cue``: the label rules make
+    such a letter 中, so the model must be as sure as without any sign.  (A hard cap at 中 for
+    history-only letters was tried: on our own hand-labelled real tuning letters and on the
+    synthetic holdout it lost true 高 letters to clause-framing errors and removed no false ones.)
     """
     t = thresholds(custom)
     if p_high >= (t["high"] if has_high_cue else max(t["high"], t["high_without_cue"])):
@@ -90,11 +100,14 @@ def assess(
     p = {c: float(proba_row[i]) for i, c in enumerate(classes)}
     score = float(risk_score(proba_row[None, :], classes)[0])
     reasons = reasons_for(text, num_people, recurrence, channel)
+    frames = [f for _, f in high_cue_frames(text)]
+    collective_visit = num_people >= COLLECTIVE_VISIT_PEOPLE and channel == "来访"  # under way: they are here
+    live = collective_visit or any(f != FRAME_PAST for f in frames)
     level = level_for(
         p.get("高", 0.0),
         p.get("高", 0.0) + p.get("中", 0.0),
-        bool(HIGH_REASONS & set(reasons)),
+        live,
         thresholds,
-        planned=bool(planned_high_cues(text)),
+        planned=FRAME_PLAN in frames,
     )
     return RiskAssessment(round(score, 4), level, reasons)
