@@ -1242,6 +1242,17 @@ ORDINARY_SCENARIOS = tuple(replace(sc, facts=sc.facts + _LEGALISH_FACTS.get(sc.k
 #: More 涉法涉诉: victims asking the police to act (the most common real legal route), private civil
 #: disputes told by their facts, judgments not paid told plainly.
 LITIGATION_SCENARIOS += (
+    # a contract or debt with a company that refuses to pay: a private civil dispute whose remedy
+    # is a lawsuit, even when the letter asks a leader to make the company pay (GUIDE (b))
+    _s("政法委", "company_refund", "consumer", ("消费者", "名"), ["{company}拒不退款", "约定的退款迟迟不兑现", "{company}欠款不还"],
+       ["{company}和我签了合同，约定{when_past}前退还{amount}，还写了承诺书、盖了公章，到期后一分没退。",
+        "我按合同约定要求{company}退款，对方承认欠我的钱，就是一拖再拖，说公司现在没钱。",
+        "{company}收了我的首付款，合同履行不了，我要退房，他们却要按合同扣我十分之一的房款。",
+        "{company}答应退还我交的{amount}，先退了一小部分，剩下的拖了{months}，负责人电话也不接了。"],
+       ["我手里有合同、收据和对方写的还款承诺。", "去公司找了好几次，负责人避而不见。",
+        "公司前台说老板出差了，让我们回去等通知。", "合同上写明了违约责任，可对方就是赖着不给。"],
+       ["恳请领导督促{company}按约定退还款项。", "请问这种情况我该怎么维护自己的权益？", "希望帮我要回血汗钱。"],
+       route="诉讼", w=1.2),
     _s("公安局", "online_scam", "any", ("受害人", "名"), ["网络诈骗被骗{amount}", "被骗的钱能追回来吗", "诈骗案件一直没进展", "报了案没有消息"],
        ["我{when_past}在一个投资App上被人骗了{amount}，到{station}报了案，到现在没有任何消息。",
         "报案的时候民警给了我一张回执，后来打电话去问，一直说还在侦查。",
@@ -1299,6 +1310,7 @@ _PLAIN_LIT: dict[str, tuple[str, ...]] = {
     "retrial": ("对方已经申请了强制执行，可我认为判决本身就是错的，我一定要申诉到底。",),
     "arb_award": ("公司不服仲裁，已经起诉到了法院，案子现在还在法院，我不知道该等到什么时候。",),
     "fraud_case": ("我的钱被骗了，报了案也没人管，钱到底能不能要回来？",),
+    "online_scam": ("一家公司的人冒充平台客服，骗我在网上投资了{amount}，现在人联系不上了，恳请领导帮我追回被骗的钱。",),
     "fundraising_case": ("投进去的钱血本无归，报了案也不知道什么时候能退。",),
 }
 LITIGATION_SCENARIOS = tuple(replace(sc, core=sc.core + _PLAIN_LIT.get(sc.key, ())) for sc in LITIGATION_SCENARIOS)
