@@ -185,6 +185,7 @@ _PAST = re.compile(
 
 #: how a high-risk sign is told: as a plan, a condition or an act under way; as history; or neither
 FRAME_PLAN, FRAME_PAST, FRAME_OPEN = "plan", "past", "open"
+FRAMES = (FRAME_PLAN, FRAME_PAST, FRAME_OPEN)
 
 
 def _frame(text: str, start: int) -> str:
@@ -209,6 +210,11 @@ def _frame(text: str, start: int) -> str:
     return FRAME_OPEN
 
 
+@lru_cache(maxsize=8192)
+def _high_cue_frames(text: str) -> tuple[tuple[CueHit, str], ...]:
+    return tuple((h, _frame(text, h.start)) for h in find_cues(text, "risk") if h.group in HIGH_REASONS)
+
+
 def high_cue_frames(text: str) -> tuple[tuple[CueHit, str], ...]:
     """Each high-risk cue hit (越级进京, 集体行动, 极端言行) with how it is told.
 
@@ -217,8 +223,7 @@ def high_cue_frames(text: str) -> tuple[tuple[CueHit, str], ...]:
     way* a high risk; the clause around each hit decides (:data:`FRAME_PLAN`,
     :data:`FRAME_PAST` or :data:`FRAME_OPEN` when the clause says neither).
     """
-    text = text or ""
-    return tuple((h, _frame(text, h.start)) for h in find_cues(text, "risk") if h.group in HIGH_REASONS)
+    return _high_cue_frames(text or "")
 
 
 def planned_high_cues(text: str) -> tuple[CueHit, ...]:
