@@ -1220,7 +1220,8 @@ ORDINARY_SCENARIOS += (
 #: petitioner is NOT taking (or that the other side took): the demand stays administrative
 _LEGALISH_FACTS: dict[str, tuple[str, ...]] = {
     "demolition": ("有人说可以申请行政复议或者打行政官司，我们老百姓不懂那些，只想镇里把面积重新量一下。",),
-    "land_expropriation": ("听说隔壁村有人打了行政官司，我们不想走那条路，只想把补偿核实清楚。",),
+    "land_expropriation": ("听说隔壁村有人打了行政官司，我们不想走那条路，只想把补偿核实清楚。",
+                           "邻村也有人为这个打官司打赢了，可我们只想村里按政策把补偿分下来。"),
     "house_quality": ("有几户业主说要起诉开发商，我们还是希望住建局先组织鉴定，督促维修。", "我们保留起诉的权利，但眼下最要紧的是有人来修。"),
     "pig_farm": ("养殖场老板说大不了打官司，让法院去判，我们只想环保部门来测一测。",),
     "delivery_delay": ("不行的话我们只能打官司，可打官司费时费力，还是希望住建部门先督促开发商复工。",),
@@ -1228,7 +1229,11 @@ _LEGALISH_FACTS: dict[str, tuple[str, ...]] = {
     "training_refund": ("机构说让我们去法院告，可这么多家长一个个去告也不现实，希望教育局先把机构管起来。",),
     "prepaid_card": ("店员说想退钱就去法院起诉，我觉得这是监管部门该管的事。",),
     "elevator": ("物业说出了事让我们去告维保公司，我们只想电梯能安全运行。",),
-    "illegal_build_city": ("他说城管拆不动他，有本事让法院来。",),
+    "illegal_build_city": ("他说城管拆不动他，有本事让法院来。",
+                           # 执行 here is an administrative order carried out by a department, not a court's
+                           "住建部门已经认定是违章建筑，也下了整改通知，可到现在还没有执行拆除。",
+                           "街道说已经上报执法大队，执法大队又申请了延期执行，一直没有执行到位。"),
+    "illegal_land_use": ("自然资源部门下了责令退还土地的决定，可一直没有执行到位。",),
     "wage_company": ("公司说不服就去告，可我们只是想请劳动监察先去查一查。",),
     "dibao": ("前几年我为别的事打过官司，跟这次申请低保没有关系。",),
     "subsidy": ("村会计说有意见就去法院告村里，我就想问问补贴为什么没发。",),
