@@ -1,6 +1,7 @@
 import pickle
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
@@ -79,3 +80,90 @@ def test_cue_layout_is_fixed_by_the_model_not_the_code():
     assert m.shape == (1, len(trained))
     assert m[0, trained.index("risk:越级进京")] == 1
     assert m[0, -1] == 0
+
+
+# ------------------------------------------------------------------ fast n-gram counting is exact
+
+_EDGE_TEXTS = [
+    "",
+    " ",
+    "城乡  建设\n\n规划  局",  # whitespace runs (sklearn folds them to one space for char n-grams)
+    "𠀀𠀁中文 \t x",  # characters outside the BMP
+    "龘靐齉 unseen ☃ characters",
+    "\n1月",
+    "a",
+]
+
+
+def _reference_word_tfidf(f, texts):
+    """The word block as sklearn's own TfidfVectorizer computes it from the same vocabulary."""
+    word, _ = f._vectorizers()
+    return word.transform(texts)
+
+
+def test_fast_ngram_counting_equals_sklearn_on_synthetic_letters():
+    from triage.model import prepare_docs
+    from triage.synth import generate
+    from triage.tokenize import tokenize
+
+    letters = generate(300, 23)
+    train = prepare_docs(letters.iloc[:200])["text"].tolist()
+    texts = prepare_docs(letters.iloc[200:])["text"].tolist() + _EDGE_TEXTS
+    f = TextFeaturizer(max_word_features=3000, max_char_features=3000).fit(train)
+    word, char = f._vectorizers()
+    # char block: bit-identical to sklearn's TfidfVectorizer.transform
+    fast_c, ref_c = f._char_matrix(texts), char.transform(texts)
+    assert fast_c.shape == ref_c.shape and fast_c.nnz == ref_c.nnz > 0
+    assert (fast_c != ref_c).nnz == 0
+    # word block: same counts and n-gram positions as the plain loop, same values as sklearn
+    toks = [tokenize(t) for t in texts]
+    flat = [w for t in toks for w in t]
+    lengths = np.array([len(t) for t in toks])
+    (Xa, ha), (Xb, hb) = f._word_counts(flat, lengths), f._word_counts_loop(flat, lengths)
+    assert (Xa != Xb).nnz == 0 and Xa.nnz > 0
+    assert ha.per_letter(lengths) == hb.per_letter(lengths)
+    ref_w = _reference_word_tfidf(f, texts)
+    assert np.abs(f._word_tfidf(Xa) - ref_w).max() < 1e-6
+    # the whole matrix, through the public transform, with and without given tokens
+    full = f.transform(texts)
+    assert (full != f.transform(texts, tokens=toks)).nnz == 0
+    assert full.shape == (len(texts), f.n_features_out_)
+
+
+def test_word_spans_are_the_tokenizers_words_with_offsets():
+    f = TextFeaturizer(min_df=1).fit(TEXTS)
+    texts = TEXTS + ["城乡  建设", "", "  "]
+    spans = f.word_spans(texts)
+    assert [spans.of(i) for i in range(len(texts))] == [f.tokens_with_offsets(t) for t in texts]
+    assert spans.counts.tolist() == [len(f.tokens_with_offsets(t)) for t in texts]
+
+
+def test_bundled_model_gives_the_same_features_and_probabilities_as_sklearn():
+    """The saved model (models/synthetic-v1): the fast featurizer against sklearn's
+    vectorizers on a few hundred synthetic letters, probabilities equal to 1e-6."""
+    import scipy.sparse as sp
+
+    from triage.model import prepare_docs
+    from triage.registry import ModelDirectoryError, load_model
+    from triage.synth import generate
+
+    try:
+        model, _ = load_model("synthetic-v1")
+    except ModelDirectoryError:
+        pytest.skip("没有自带模型 synthetic-v1")
+    backend = model.backend_
+    f = backend.featurizer_
+    docs = as_docs(prepare_docs(generate(300, 5)))
+    docs = pd.concat([docs, as_docs(_EDGE_TEXTS)], ignore_index=True)
+    word, char = f._vectorizers()
+    ref = sp.hstack(
+        [word.transform(docs["text"]), char.transform(docs["text"]), sp.csr_matrix(cue_matrix(docs, [str(n) for n in f.cue_names_]))],
+        format="csr",
+        dtype=np.float32,
+    )
+    words = f.word_spans(docs["text"])
+    fast, _ = f.transform_words(docs, words)
+    assert fast.shape == ref.shape
+    assert np.abs(fast - ref).max() < 1e-6
+    for head, m in backend.heads_.items():
+        assert np.abs(m.predict_proba(fast) - m.predict_proba(ref)).max() < 1e-6, head

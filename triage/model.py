@@ -54,11 +54,22 @@ def prepare_docs(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"text": texts, "num_people": np.asarray(people, dtype=float) * np.ones(len(frame)), "recurrence": np.asarray(rec, dtype=float)})
 
 
+class _NfkcByChar(dict):
+    """``str.translate`` table: a character's NFKC form cut to one character (" " if empty)."""
+
+    def __missing__(self, code: int) -> str:
+        value = self[code] = unicodedata.normalize("NFKC", chr(code))[:1] or " "
+        return value
+
+
+_NFKC_BY_CHAR = _NfkcByChar()
+
+
 def nfkc_by_char(original: str) -> str:
     """NFKC applied character by character: same length as ``original``, so indices carry over."""
     if original.isascii():
         return original
-    return "".join((unicodedata.normalize("NFKC", ch)[:1] or " ") for ch in original)
+    return original.translate(_NFKC_BY_CHAR)
 
 
 def place_term(term: str, normalized: str, taken) -> tuple[int, int] | None:
@@ -141,64 +152,79 @@ class TriageModel(BaseEstimator):
         check_is_fitted(self, "backend_")
         docs = prepare_docs(frame)
         if hasattr(self.backend_, "predict_proba_and_explain"):
-            proba, evidence = self.backend_.predict_proba_and_explain(docs, k=self.evidence_k)
+            proba, evidence = self.backend_.predict_proba_and_explain(docs, k=self.evidence_k, light=True)
         else:
             proba = self.backend_.predict_proba(docs)
             labels = {h: self.classes_[h][np.argmax(p, axis=1)] for h, p in proba.items()}
             evidence = self.backend_.explain(docs, labels, k=self.evidence_k)
         bodies = frame["text"].fillna("").astype(str).tolist() if "text" in frame.columns else [""] * len(frame)
         channels = frame["channel"].fillna("").astype(str).tolist() if "channel" in frame.columns else [""] * len(frame)
-        rows = []
-        for i in range(len(frame)):
-            rows.append(self._row(i, proba, evidence, docs, bodies[i], channels[i], version))
-        return pd.DataFrame(rows, index=frame.index)
+        return pd.DataFrame(self._columns(proba, evidence, docs, bodies, channels, version), index=frame.index)
 
-    def _row(self, i, proba, evidence, docs, body, channel, version) -> dict:
-        row: dict = {}
-        alts: dict[str, list] = {}
-        conf: dict[str, float] = {}
+    def _columns(self, proba, evidence, docs, bodies, channels, version) -> dict[str, list]:
+        """The output fields as columns (one entry per letter); heads are ranked in numpy."""
+        n = len(bodies)
+        rows = np.arange(n)
+        top: dict[str, list[str]] = {}
+        conf: dict[str, list[float]] = {}
+        alts: dict[str, list[list]] = {}
         for head, p in proba.items():
-            order = np.argsort(-p[i], kind="stable")
-            classes = self.classes_[head]
-            row[head] = str(classes[order[0]])
-            conf[head] = float(p[i, order[0]])
-            alts[head] = [[str(classes[j]), round(float(p[i, j]), 4)] for j in order[1:4]]
-        if "track" in row:
-            row["track_confidence"] = round(conf["track"], 4)
-        lit = row.get("track") == TRACK_LITIGATION
-        if "route" in row:
-            route = row["route"]
-            row["route"] = route if lit else ""
-            row["route_confidence"] = round(conf["route"], 4) if lit else None
-            row["route_guidance"] = ROUTE_GUIDANCE.get(route, "") if lit else ""
-        if "department" in row:
-            row["department_confidence"] = round(conf["department"], 4)
-            row["department_alternatives"] = json.dumps(alts["department"], ensure_ascii=False)
+            order = np.argsort(-p, axis=1, kind="stable")
+            classes = [str(c) for c in self.classes_[head]]
+            first = order[:, 0].tolist()
+            top[head] = [classes[j] for j in first]
+            conf[head] = p[rows, order[:, 0]].tolist() if n else []
+            rest = order[:, 1:4]
+            vals = np.take_along_axis(p, rest, axis=1).tolist()
+            alts[head] = [[[classes[j], round(v, 4)] for j, v in zip(js, vs)] for js, vs in zip(rest.tolist(), vals)]
+        cols: dict[str, list] = {head: list(labels) for head, labels in top.items()}
+        lit = [t == TRACK_LITIGATION for t in top["track"]] if "track" in top else [False] * n
+        if "track" in top:
+            cols["track_confidence"] = [round(c, 4) for c in conf["track"]]
+        if "route" in top:
+            routes = top["route"]
+            cols["route"] = [r if li else "" for r, li in zip(routes, lit)]
+            cols["route_confidence"] = [round(c, 4) if li else None for c, li in zip(conf["route"], lit)]
+            cols["route_guidance"] = [ROUTE_GUIDANCE.get(r, "") if li else "" for r, li in zip(routes, lit)]
+        if "department" in top:
+            cols["department_confidence"] = [round(c, 4) for c in conf["department"]]
+            cols["department_alternatives"] = [json.dumps(a, ensure_ascii=False) for a in alts["department"]]
         if "risk" in proba:
-            a = risk_mod.assess(
-                proba["risk"][i],
-                self.classes_["risk"],
-                docs.at[i, "text"],
-                num_people=docs.at[i, "num_people"],
-                recurrence=docs.at[i, "recurrence"],
-                channel=channel,
-                thresholds=self.risk_thresholds,
-            )
-            row["risk"], row["risk_score"], row["risk_reasons"] = a.level, a.score, "|".join(a.reasons)
-        spans: dict[str, list] = {}
-        normalized = nfkc_by_char(body)
-        for head, per_letter in evidence.items():
-            if head == "route" and not lit:
-                continue
-            out: list[list] = []
-            for ev in per_letter[i]:
-                loc = place_term(ev.term, normalized, out)
-                if loc:
-                    out.append([loc[0], loc[1], body[loc[0] : loc[1]]])
-            spans[head] = sorted(out)
-        row["evidence"] = json.dumps(spans, ensure_ascii=False)
-        row["alternatives"] = json.dumps({h: a for h, a in alts.items() if not (h == "route" and not lit)}, ensure_ascii=False)
-        low = [h for h, c in conf.items() if c < self.review_threshold and not (h == "route" and not lit)]
-        row["needs_review"] = bool(low) or row.get("risk") == "高"
-        row["model_version"] = version
-        return row
+            classes = self.classes_["risk"]
+            texts = docs["text"].tolist()
+            people = docs["num_people"].tolist()
+            recurrence = docs["recurrence"].tolist()
+            p_risk = proba["risk"]
+            level, score, reasons = [], [], []
+            for i in range(n):
+                a = risk_mod.assess(
+                    p_risk[i], classes, texts[i], num_people=people[i], recurrence=recurrence[i], channel=channels[i], thresholds=self.risk_thresholds
+                )
+                level.append(a.level), score.append(a.score), reasons.append("|".join(a.reasons))
+            cols["risk"], cols["risk_score"], cols["risk_reasons"] = level, score, reasons
+        evidence_col, alternatives_col, review_col = [], [], []
+        heads = list(proba)
+        for i in range(n):
+            spans: dict[str, list] = {}
+            body = bodies[i]
+            normalized = None
+            for head, per_letter in evidence.items():
+                if head == "route" and not lit[i]:
+                    continue
+                out: list[list] = []
+                for ev in per_letter[i]:
+                    if normalized is None:
+                        normalized = nfkc_by_char(body)
+                    loc = place_term(ev.term, normalized, out)
+                    if loc:
+                        out.append([loc[0], loc[1], body[loc[0] : loc[1]]])
+                spans[head] = sorted(out)
+            evidence_col.append(json.dumps(spans, ensure_ascii=False))
+            alternatives_col.append(json.dumps({h: alts[h][i] for h in heads if not (h == "route" and not lit[i])}, ensure_ascii=False))
+            low = any(conf[h][i] < self.review_threshold and not (h == "route" and not lit[i]) for h in heads)
+            review_col.append(low or (cols["risk"][i] == "高" if "risk" in cols else False))
+        cols["evidence"] = evidence_col
+        cols["alternatives"] = alternatives_col
+        cols["needs_review"] = review_col
+        cols["model_version"] = [version] * n
+        return cols

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from triage import schema
-from triage.io import CSV_SUFFIXES, XLSX_SUFFIXES, atomic_write, guard_formula, iter_table
+from triage.io import CSV_SUFFIXES, FORMULA_PREFIXES, XLSX_SUFFIXES, atomic_write, guard_formula, iter_table
 from triage.model import recurrence_keys
 from triage.normalize import mask_field, mask_pii
 from triage.schema import OUTPUT_FIELDS, PII_FIELDS, SchemaError
@@ -213,18 +213,21 @@ class _Recurrence:
         return out
 
 
-def _first_pass(path: str, *, chunksize: int, sheet) -> tuple[int, _Recurrence]:
-    """Rows in the file and the batch-wide recurrence counts; cheap (no model)."""
+def _first_pass(path: str, *, chunksize: int, sheet) -> tuple[int, _Recurrence, str | None]:
+    """Rows in the file, the batch-wide recurrence counts and the text encoding found (so the
+    second pass need not scan the whole file for it again); cheap (no model)."""
     n = 0
     hashes: list[np.ndarray] = []
+    encoding = None
     for table in iter_table(path, chunksize=max(chunksize, 20_000), sheet=sheet):
+        encoding = table.encoding
         n += len(table.frame)
         if "phone" in table.frame.columns or "id_number" in table.frame.columns:
             keys = _recurrence_keys(table.frame)
             hashes.append(_hash_keys(keys[keys != ""]))
     allh = np.concatenate(hashes) if hashes else np.zeros(0, dtype=np.uint64)
     uniq, counts = np.unique(allh, return_counts=True)
-    return n, _Recurrence(uniq, counts.astype(float))
+    return n, _Recurrence(uniq, counts.astype(float)), (encoding if Path(path).suffix.lower() in CSV_SUFFIXES else None)
 
 
 # --------------------------------------------------------------------------------------
@@ -247,6 +250,24 @@ def _init_worker(model_dir: str) -> None:
 def _set_model(model, version: str) -> None:
     global _MODEL, _MODEL_VERSION
     _MODEL, _MODEL_VERSION = model, version
+
+
+def _fork_context():
+    """The ``fork`` start method where the platform has it (Linux), else None."""
+    import multiprocessing as mp
+
+    try:
+        return mp.get_context("fork")
+    except ValueError:
+        return None
+
+
+def _warm_up() -> None:
+    """Score one tiny letter, so lookup tables and caches are built once, before forking."""
+    try:
+        _MODEL.predict(pd.DataFrame({"title": ["预热"], "text": ["来信反映问题"], "recurrence": [1.0]}), version=_MODEL_VERSION)
+    except Exception:  # noqa: BLE001 - a model that fails here reports its error on the real rows
+        pass
 
 
 @dataclass
@@ -387,11 +408,23 @@ def _process_chunk(task: _Task) -> tuple[int, dict, list[dict] | None]:
     known = set(OUTPUT_FIELDS) | set(schema.INPUT_BY_NAME)
     shown = full if task.unmask else _masked(full, [c for c in full.columns if c not in known])
     part = Path(task.part)
+    columns = [_column_out(shown[c]) for c in task.columns]
     with open(part.with_name(part.name + ".tmp"), "w", encoding="utf-8", newline="") as fh:
-        w = csv.writer(fh, lineterminator="\r\n")
-        for row in shown[task.columns].itertuples(index=False, name=None):
-            w.writerow([guard_formula(_cell_out(v)) for v in row])
+        csv.writer(fh, lineterminator="\r\n").writerows(zip(*columns))
     return task.k, stats, records
+
+
+def _column_out(values: pd.Series) -> list[str]:
+    """A column as CSV text, formula-guarded: ``guard_formula(_cell_out(v))`` for each value,
+    with the common types converted without a function call per cell."""
+    kind = values.dtype.kind
+    if kind == "b":
+        out = ["true" if v else "false" for v in values.tolist()]
+    elif kind == "f":
+        out = ["" if v != v else str(v) for v in values.tolist()]
+    else:
+        out = [v if type(v) is str else _cell_out(v) for v in values.tolist()]
+    return ["'" + v if v.startswith(FORMULA_PREFIXES) else v for v in out]
 
 
 def _publish(directory: Path, k: int, stats: dict) -> None:
@@ -527,7 +560,7 @@ def score_file(
     summary = ScoreSummary(input=str(src), output=str(out), model_version=version, jobs=jobs)
 
     # Pass 1: rows and batch-wide recurrence (also rejects an unusable file early).
-    n_rows, recurrence = _first_pass(str(src), chunksize=chunksize, sheet=sheet)
+    n_rows, recurrence, encoding = _first_pass(str(src), chunksize=chunksize, sheet=sheet)
     # A small batch is cut finer so that parallel workers finish together (at least 16 chunks
     # up to `chunksize` rows each, none under MIN_CHUNK rows).  Depends on the file only, so a
     # resumed run cuts the same chunks whatever --jobs it is given.
@@ -566,15 +599,18 @@ def score_file(
         store.engine.dispose()  # no open connection is inherited by the forked workers
         summary.batch_id = batch_id
 
-    if jobs == 1:
-        model_obj, _ = load_model(model_dir)
-        _set_model(model_obj, version)
-        pool = None
-    else:
-        from triage.backends import backend_class
-
-        backend_class(str(manifest["backend"]))  # import the heavy modules once, before the workers fork
-        pool = cf.ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(str(model_dir),))
+    model_obj, _ = load_model(model_dir)
+    _set_model(model_obj, version)
+    pool = None
+    if jobs > 1:
+        fork = _fork_context()
+        if fork is not None:
+            # Workers forked now inherit the loaded, warmed-up model (and the tokenizer): no
+            # per-worker load, and its arrays stay shared between the processes.
+            _warm_up()
+            pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=fork)
+        else:
+            pool = cf.ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(str(model_dir),))
 
     bar = tqdm(total=n_rows, unit="件", desc="分拣", file=sys.stderr, disable=not progress, dynamic_ncols=True, mininterval=0.5)
     columns: list[str] | None = None
@@ -595,7 +631,7 @@ def score_file(
                 finish(*fut.result())
 
     try:
-        for k, table in enumerate(iter_table(str(src), chunksize=chunksize, sheet=sheet)):
+        for k, table in enumerate(iter_table(str(src), chunksize=chunksize, sheet=sheet, encoding=encoding)):
             n_chunks = k + 1
             for w in table.report.warnings:
                 if len(summary.warnings) < _MAX_MESSAGES:

@@ -10,6 +10,7 @@ to character spans of the letter.
 
 from __future__ import annotations
 
+from collections import namedtuple
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -26,6 +27,13 @@ from ..features import TextFeaturizer, as_docs
 from .base import Backend, Evidence
 
 MODEL_FILE = "model.skops"
+
+
+_Span = namedtuple("_Span", "start end term weight")
+
+
+def _start(span) -> int:
+    return span[0]
 
 
 class OneClassError(ValueError):
@@ -124,73 +132,148 @@ class TfidfLinearBackend(Backend):
         X = self._features(docs)
         return {h: m.predict_proba(X) for h, m in self.heads_.items()}
 
-    def predict_proba_and_explain(self, docs, k: int = 5, heads=None):
-        """Probabilities and, for each head's top label, evidence spans; tokenises once."""
+    def predict_proba_and_explain(self, docs, k: int = 5, heads=None, light: bool = False):
+        """Probabilities and, for each head's top label, evidence spans; tokenises once.
+
+        ``light`` gives the spans as named tuples with Evidence's fields (start, end, term,
+        weight), which are much cheaper to make than the frozen dataclass."""
         check_is_fitted(self, "heads_")
         docs = as_docs(docs)
-        toks = [self.featurizer_.tokens_with_offsets(t) for t in docs["text"]]
-        hits: list = []
-        X = self.featurizer_.transform(docs, tokens=[[w for w, _, _ in tk] for tk in toks], word_hits=hits)
+        words = self.featurizer_.word_spans(docs["text"])
+        X, hits = self.featurizer_.transform_words(docs, words)
         proba = {h: m.predict_proba(X) for h, m in self.heads_.items()}
         labels = {h: self.classes_[h][np.argmax(p, axis=1)] for h, p in proba.items()}
-        return proba, self._explain(docs, X, labels, k, heads, toks, hits)
+        return proba, self._explain(docs, X, labels, k, heads, words, hits, light=light)
 
     def explain(self, docs, labels, k=5):
         check_is_fitted(self, "heads_")
         docs = as_docs(docs)
-        toks = [self.featurizer_.tokens_with_offsets(t) for t in docs["text"]]
-        hits: list = []
-        X = self.featurizer_.transform(docs, tokens=[[w for w, _, _ in tk] for tk in toks], word_hits=hits)
-        return self._explain(docs, X, labels, k, None, toks, hits)
+        words = self.featurizer_.word_spans(docs["text"])
+        X, hits = self.featurizer_.transform_words(docs, words)
+        return self._explain(docs, X, labels, k, None, words, hits)
 
-    def _explain(self, docs, X, labels, k, heads, all_tokens, word_hits):
+    def _ranked(self, X, labels, heads, k):
+        """Per head, per letter: the word and cue features that pushed hardest towards the
+        letter's label, as ``(column, contribution)`` with contribution > 0, at most ``4 k``,
+        strongest first (ties in column order).  One vectorised pass over the whole batch."""
         feat = self.featurizer_
-        w0, w1 = feat.blocks_["word"]
+        _, w1 = feat.blocks_["word"]
         c0, _ = feat.blocks_["cue"]
+        X = X.tocsr()
+        n = X.shape[0]
+        row = np.repeat(np.arange(n, dtype=np.int64), np.diff(X.indptr))
+        keep = (X.indices < w1) | (X.indices >= c0)  # words and cues map to text; char n-grams do not
+        cols, vals, row = X.indices[keep].astype(np.int64), X.data[keep].astype(np.float64), row[keep]
+        per_row = np.bincount(row, minlength=n)
+        width = int(per_row.max()) if len(row) else 0
+        slot = np.arange(len(row)) - np.concatenate([[0], np.cumsum(per_row)])[row]
+        cols_2d = np.zeros((n, width), dtype=np.int64)
+        cols_2d[row, slot] = cols
+        top_n = max(4 * int(k), 1)
+        out = {}
+        for h in heads:
+            classes = list(self.classes_[h])
+            W = np.stack([np.asarray(self.heads_[h].class_weights_for(lab), dtype=np.float64) for lab in classes])
+            pos = {lab: j for j, lab in enumerate(classes)}
+            lab = np.fromiter((pos[v] for v in labels[h]), dtype=np.int64, count=n)
+            contrib = vals * W[lab[row], cols]
+            # top 4k per letter without sorting everything: a padded letters x features table,
+            # each letter's 4k-th strongest value by partition, then only the candidates at or
+            # above it (ties included) are sorted by (letter, -contribution, column order)
+            neg = np.full((n, width), np.inf)
+            neg[row, slot] = np.where(contrib > 0, -contrib, np.inf)
+            if width > top_n:
+                kth = np.partition(neg, top_n - 1, axis=1)[:, top_n - 1]
+                cand = (neg <= kth[:, None]) & (neg < np.inf)
+            else:
+                cand = neg < np.inf
+            r, sl = np.nonzero(cand)  # row-major: by letter, then column order
+            v = -neg[r, sl]
+            order = np.lexsort((-v, r))
+            r, sl, v = r[order], sl[order], v[order]
+            first = np.searchsorted(r, np.arange(n + 1))
+            sel = (np.arange(len(r)) - first[r]) < top_n
+            r, v = r[sel], v[sel]
+            c = cols_2d[r, sl[sel]]
+            bounds = np.searchsorted(r, np.arange(n + 1))
+            out[h] = (c, v, bounds)
+        return out
+
+    def _explain(self, docs, X, labels, k, heads, words, hits, light=False):
+        feat = self.featurizer_
+        w0, _ = feat.blocks_["word"]
+        c0, _ = feat.blocks_["cue"]
+        n_feat = X.shape[1]
         cue_pos = {str(n): i for i, n in enumerate(feat.cue_names_)}
         heads = heads or list(labels)
-        out: dict[str, list[list[Evidence]]] = {h: [] for h in heads}
-        weights = {h: {lab: np.asarray(self.heads_[h].class_weights_for(lab), dtype=np.float64) for lab in self.classes_[h]} for h in heads}
-        X = X.tocsr()
-        for i, text in enumerate(docs["text"]):
-            lo, hi = X.indptr[i], X.indptr[i + 1]
-            cols, vals = X.indices[lo:hi], X.data[lo:hi].astype(np.float64)
-            keep = (cols < w1) | (cols >= c0)  # words and cues map to text; char n-grams do not
-            cols, vals = cols[keep], vals[keep]
-            # per head, the few features that pushed hardest towards its label (vectorised)
-            ranked: dict[str, list[tuple[int, float]]] = {}
-            wanted: set[int] = set()
-            for h in heads:
-                contrib = vals * weights[h][labels[h][i]][cols]
-                top = np.argsort(-contrib, kind="stable")[: 4 * k]
-                ranked[h] = [(int(cols[t]), float(contrib[t])) for t in top if contrib[t] > 0]
-                wanted.update(f for f, _ in ranked[h])
-            spans: dict[int, list[tuple[int, int, str]]] = {}
-            toks = all_tokens[i]
-            for f, j, n in word_hits[i]:
-                if w0 + f not in wanted or (n == 1 and len(toks[j][0]) < 2):
-                    continue  # single characters make poor highlights
-                window = toks[j : j + n]
-                if not all(t[0].isalnum() for t in window):
-                    continue  # nor does punctuation
-                s0, e0 = window[0][1], window[-1][2]
-                spans.setdefault(w0 + f, []).append((s0, e0, text[s0:e0]))
+        texts = docs["text"].tolist()
+        n = len(texts)
+        ranked = self._ranked(X, labels, heads, k)
+
+        # word n-gram occurrences of wanted features that make a readable highlight
+        wanted = np.concatenate([np.repeat(np.arange(n, dtype=np.int64), np.diff(b)) * n_feat + c for c, _, b in ranked.values()])
+        wanted.sort()
+        hkey = hits.doc * n_feat + (w0 + hits.col)
+        if len(wanted):
+            at = np.minimum(np.searchsorted(wanted, hkey), len(wanted) - 1)
+            sel = wanted[at] == hkey
+        else:
+            sel = np.zeros(len(hkey), dtype=bool)
+        doc, col, j, ng = hits.doc[sel], hits.col[sel], hits.j[sel], hits.n[sel]
+        g = words.first[doc] + j  # first word, as an index into the flat word list
+        tok_len = np.fromiter(map(len, words.words), dtype=np.int64, count=len(words.words))
+        not_alnum = ~np.fromiter(map(str.isalnum, words.words), dtype=bool, count=len(words.words))
+        bad = np.concatenate([[0], np.cumsum(not_alnum)])
+        ok = ~((ng == 1) & (tok_len[g] < 2)) if len(g) else np.zeros(0, dtype=bool)  # single characters make poor highlights
+        ok &= (bad[g + ng] - bad[g]) == 0  # nor does punctuation
+        doc, col = doc[ok], w0 + col[ok]
+        s0, e0 = words.starts[g[ok]], words.ends[g[ok] + ng[ok] - 1]
+        # group the occurrences by (letter, feature), keeping their order within a group
+        order = np.argsort(doc * n_feat + col, kind="stable")
+        doc, col, s0, e0 = doc[order], col[order], s0[order], e0[order]
+        new_group = np.ones(len(doc), dtype=bool)
+        new_group[1:] = (doc[1:] != doc[:-1]) | (col[1:] != col[:-1])
+        g_first = np.flatnonzero(new_group)
+        g_end = np.append(g_first[1:], len(doc))
+        g_bounds = np.searchsorted(doc[g_first], np.arange(n + 1)).tolist()
+        g_col, g_first, g_end = col[g_first].tolist(), g_first.tolist(), g_end.tolist()
+        span_s, span_e = s0.tolist(), e0.tolist()
+        ranked_lists = {h: (c.tolist(), v.tolist(), b.tolist()) for h, (c, v, b) in ranked.items()}
+        make = _Span if light else Evidence
+
+        out: dict[str, list[list]] = {h: [] for h in heads}
+        for i, text in enumerate(texts):
+            lo, hi = g_bounds[i], g_bounds[i + 1]
+            groups = dict(zip(g_col[lo:hi], zip(g_first[lo:hi], g_end[lo:hi])))
+            cue_spans: dict[int, list[tuple[int, int, str]]] = {}
             for family, prefix in (("legal", "legal:"), ("risk", "risk:")):
                 for hit in find_cues(text, family):
                     pos = cue_pos.get(prefix + hit.group)  # a model keeps the cue layout it was trained with
-                    if pos is not None and c0 + pos in wanted and hit.term.strip():
-                        spans.setdefault(c0 + pos, []).append((hit.start, hit.end, hit.term))
+                    if pos is not None and hit.term.strip():
+                        cue_spans.setdefault(c0 + pos, []).append((hit.start, hit.end, hit.term))
             for h in heads:
-                chosen: list[Evidence] = []
-                for f, weight in ranked[h]:
-                    for s0, e0, term in spans.get(f, ()):
-                        if any(term == c.term or not (e0 <= c.start or s0 >= c.end) for c in chosen):
-                            continue  # distinct terms in disjoint places: one highlight per reason
-                        chosen.append(Evidence(s0, e0, term, round(weight, 4)))
-                        break
+                cs, vs, bs = ranked_lists[h]
+                chosen: list[tuple[int, int, str, float]] = []
+                for t in range(bs[i], bs[i + 1]):
+                    f = cs[t]
+                    grp = groups.get(f)
+                    if grp is not None:
+                        candidates = ((span_s[u], span_e[u], text[span_s[u] : span_e[u]]) for u in range(*grp))
+                    elif f in cue_spans:
+                        candidates = cue_spans[f]
+                    else:
+                        continue
+                    for a, b, term in candidates:
+                        for ca, cb, cterm, _ in chosen:
+                            if term == cterm or (b > ca and a < cb):
+                                break  # distinct terms in disjoint places: one highlight per reason
+                        else:
+                            chosen.append((a, b, term, vs[t]))
+                            break
                     if len(chosen) == k:
                         break
-                out[h].append(sorted(chosen, key=lambda ev: ev.start))
+                chosen.sort(key=_start)
+                out[h].append([make(a, b, term, round(w, 4)) for a, b, term, w in chosen])
         return out
 
     # -- persistence ---------------------------------------------------------------------
