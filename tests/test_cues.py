@@ -90,7 +90,7 @@ def test_general_escalation_phrasings(text, group):
         ("上周业主在售楼部门口拉横副维权。", "集体行动"),  # the common typo 横副
         ("当时大家拉过横幅。", "集体行动"),
         ("此事若再拖下去，极易引发群体性事件。", "集体行动"),
-        ("我现在被逼得想死的心都有了。", "极端言行"),
+        ("我现在被逼得想死的心都有了。", "情绪激烈"),  # an idiom of despair, not a threat
         ("我们将会誓死捍卫自己的家园！", "极端言行"),
         ("我们只能跪在省政府门口喊冤。", "越级进京"),
         ("我们将继续向中央反映。", "越级进京"),
@@ -104,7 +104,8 @@ def test_online_register_escalation_phrasings(text, group):
 @pytest.mark.parametrize(
     "text",
     ["我们只想依法维权，相信政府会公正处理。", "万一发生火灾，后果不堪设想。", "晚上吵得要死，孩子根本睡不着。",
-     "油烟一天到晚熏死人。", "希望省里相关部门也能关注一下。"],
+     "油烟一天到晚熏死人。", "希望省里相关部门也能关注一下。", "近万居民出门、回家全堵路上。",
+     "为了不激化矛盾，我向物业反映此事。", "信访部门的做法制造了社会不稳定因素。"],
 )
 def test_everyday_words_are_not_high_risk_signs(text):
     from triage.cues import HIGH_REASONS
