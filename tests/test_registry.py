@@ -1,4 +1,6 @@
+import os
 import json
+import os
 import zipfile
 
 import numpy as np
@@ -109,3 +111,11 @@ def test_model_file_is_compact_zip(saved):
         names = z.namelist()
     assert any(n.endswith(".npy") for n in names)  # vocabularies stored as arrays
     assert "schema.json" in names
+
+
+def test_version_directory_is_readable_by_other_users(saved):
+    d, _, _ = saved
+    mode = d.stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o777 & ~umask  # not mkdtemp's private 0700
