@@ -10,6 +10,7 @@ to character spans of the letter.
 
 from __future__ import annotations
 
+import weakref
 from collections import namedtuple
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -28,6 +29,9 @@ from .base import Backend, Evidence
 
 MODEL_FILE = "model.skops"
 
+
+#: backend -> head -> class weight matrix (kept out of the saved model)
+_WEIGHTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 _Span = namedtuple("_Span", "start end term weight")
 
@@ -107,6 +111,7 @@ class TfidfLinearBackend(Backend):
 
     def fit(self, docs, y):
         docs = as_docs(docs)
+        _WEIGHTS.pop(self, None)
         self.featurizer_ = TextFeaturizer(**(self.featurizer_params or {}))
         X = self.featurizer_.fit_transform(docs)
         self.heads_ = {}
@@ -164,40 +169,51 @@ class TfidfLinearBackend(Backend):
         row = np.repeat(np.arange(n, dtype=np.int64), np.diff(X.indptr))
         keep = (X.indices < w1) | (X.indices >= c0)  # words and cues map to text; char n-grams do not
         cols, vals, row = X.indices[keep].astype(np.int64), X.data[keep].astype(np.float64), row[keep]
-        per_row = np.bincount(row, minlength=n)
-        width = int(per_row.max()) if len(row) else 0
-        slot = np.arange(len(row)) - np.concatenate([[0], np.cumsum(per_row)])[row]
-        cols_2d = np.zeros((n, width), dtype=np.int64)
-        cols_2d[row, slot] = cols
         top_n = max(4 * int(k), 1)
         out = {}
         for h in heads:
             classes = list(self.classes_[h])
-            W = np.stack([np.asarray(self.heads_[h].class_weights_for(lab), dtype=np.float64) for lab in classes])
+            W = self._class_weights(h)
             pos = {lab: j for j, lab in enumerate(classes)}
             lab = np.fromiter((pos[v] for v in labels[h]), dtype=np.int64, count=n)
             contrib = vals * W[lab[row], cols]
-            # top 4k per letter without sorting everything: a padded letters x features table,
-            # each letter's 4k-th strongest value by partition, then only the candidates at or
-            # above it (ties included) are sorted by (letter, -contribution, column order)
+            # top 4k per letter without sorting everything: the positive contributions in a
+            # padded letters x features table, each letter's 4k-th strongest by partition, then
+            # only the candidates at or above it (ties included) sorted by (letter, -value,
+            # column order)
+            pos_ = np.flatnonzero(contrib > 0)
+            v, r, c = contrib[pos_], row[pos_], cols[pos_]
+            per_row = np.bincount(r, minlength=n)
+            width = int(per_row.max()) if len(r) else 0
+            slot = np.arange(len(r)) - np.concatenate([[0], np.cumsum(per_row)])[r]
             neg = np.full((n, width), np.inf)
-            neg[row, slot] = np.where(contrib > 0, -contrib, np.inf)
+            neg[r, slot] = -v
+            col_at = np.zeros((n, width), dtype=np.int64)
+            col_at[r, slot] = c
             if width > top_n:
                 kth = np.partition(neg, top_n - 1, axis=1)[:, top_n - 1]
-                cand = (neg <= kth[:, None]) & (neg < np.inf)
+                cand = neg <= kth[:, None]
             else:
                 cand = neg < np.inf
             r, sl = np.nonzero(cand)  # row-major: by letter, then column order
             v = -neg[r, sl]
-            order = np.lexsort((-v, r))
+            order = np.lexsort((-v, r))  # stable: ties keep column order
             r, sl, v = r[order], sl[order], v[order]
             first = np.searchsorted(r, np.arange(n + 1))
             sel = (np.arange(len(r)) - first[r]) < top_n
             r, v = r[sel], v[sel]
-            c = cols_2d[r, sl[sel]]
+            c = col_at[r, sl[sel]]
             bounds = np.searchsorted(r, np.arange(n + 1))
             out[h] = (c, v, bounds)
         return out
+
+    def _class_weights(self, head: str) -> np.ndarray:
+        """Per class of ``head``, the coefficients that push towards it (float64), built once."""
+        cache = _WEIGHTS.setdefault(self, {})
+        if head not in cache:
+            m = self.heads_[head]
+            cache[head] = np.stack([np.asarray(m.class_weights_for(lab), dtype=np.float64) for lab in self.classes_[head]])
+        return cache[head]
 
     def _explain(self, docs, X, labels, k, heads, words, hits, light=False):
         feat = self.featurizer_
