@@ -48,10 +48,16 @@ from triage.tokenize import tokenize
 model, src, out, jobs, chunksize = sys.argv[1:6]
 backend_class(read_manifest(resolve(model))["backend"])  # imports outside the timing
 tokenize("预热")
+import resource
+def cpu(who):
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
+c0, w0 = cpu(resource.RUSAGE_SELF), cpu(resource.RUSAGE_CHILDREN)
 t = time.perf_counter()
 summary = s.score_file(src, out, model=model, jobs=int(jobs), chunksize=int(chunksize), progress=False)
 dt = time.perf_counter() - t
-print(json.dumps({"seconds": dt, "rows": summary.rows, "errors": summary.errors}))
+print(json.dumps({"seconds": dt, "rows": summary.rows, "errors": summary.errors,
+                  "main_cpu_s": cpu(resource.RUSAGE_SELF) - c0, "workers_cpu_s": cpu(resource.RUSAGE_CHILDREN) - w0}))
 """
 
 _PIPELINE_CHILD = r"""
@@ -94,6 +100,11 @@ def warm():
 
 src, jobs, chunksize = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 warm()
+import resource
+def cpu(who):
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
+c0, w0 = cpu(resource.RUSAGE_SELF), cpu(resource.RUSAGE_CHILDREN)
 t = time.perf_counter()
 rows = 0
 chunks = pd.read_csv(src, dtype=str, keep_default_na=False, chunksize=chunksize, usecols=["title", "text"])
@@ -109,7 +120,8 @@ else:
                 done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
                 rows += sum(f.result()[0] for f in done)
         rows += sum(f.result()[0] for f in pending)
-print(json.dumps({"seconds": time.perf_counter() - t, "rows": rows}))
+print(json.dumps({"seconds": time.perf_counter() - t, "rows": rows,
+                  "main_cpu_s": cpu(resource.RUSAGE_SELF) - c0, "workers_cpu_s": cpu(resource.RUSAGE_CHILDREN) - w0}))
 """
 
 
@@ -272,6 +284,7 @@ def main(argv=None) -> int:
     results: dict[int, dict] = {}
     for jobs in a.jobs:
         out = workdir / f"scored_{a.rows}_j{jobs}.csv"
+        load0 = os.getloadavg()[0]
         r, wall, rss = run_measured([sys.executable, "-c", _SCORE_CHILD, model, str(src), str(out), str(jobs), str(a.chunksize)], env)
         j, jwall, jrss = run_measured([sys.executable, "-c", _JIEBA_CHILD, str(src), str(jobs), str(a.chunksize)], env)
         assert r["rows"] == a.rows == j["rows"], (r, j)
@@ -280,29 +293,51 @@ def main(argv=None) -> int:
             "scorer_seconds": r["seconds"],
             "scorer_wall_s": wall,
             "scorer_peak_rss_mib": rss,
+            # CPU time (user + system) of the scoring process and of its workers, during
+            # score_file: less sensitive than wall time to other work on the machine
+            "scorer_main_cpu_s": r["main_cpu_s"],
+            "scorer_workers_cpu_s": r["workers_cpu_s"],
+            "scorer_cpu_ms_per_letter": 1000 * (r["main_cpu_s"] + r["workers_cpu_s"]) / r["rows"],
             "jieba_letters_per_s": j["rows"] / j["seconds"],
             "jieba_peak_rss_mib": jrss,
+            "jieba_cpu_ms_per_letter": 1000 * (j["main_cpu_s"] + j["workers_cpu_s"]) / j["rows"],
             "errors": r["errors"],
+            "load_before": load0,
+            "load_after": os.getloadavg()[0],
         }
         x = results[jobs]
         print(
-            f"jobs={jobs}: 分拣 {x['scorer_letters_per_s']:.0f} 件/秒（{x['scorer_seconds']:.1f} 秒，进程树峰值内存 {rss:.0f} MiB）；"
-            f"仅 jieba 分词 {x['jieba_letters_per_s']:.0f} 件/秒；比值 {x['scorer_letters_per_s'] / x['jieba_letters_per_s']:.2f}",
+            f"jobs={jobs}: 分拣 {x['scorer_letters_per_s']:.0f} 件/秒（{x['scorer_seconds']:.1f} 秒，进程树峰值内存 {rss:.0f} MiB，"
+            f"CPU {x['scorer_cpu_ms_per_letter']:.2f} 毫秒/件，其中主进程 {r['main_cpu_s']:.1f} 秒）；"
+            f"仅 jieba 分词 {x['jieba_letters_per_s']:.0f} 件/秒（CPU {x['jieba_cpu_ms_per_letter']:.2f} 毫秒/件）；"
+            f"比值 {x['scorer_letters_per_s'] / x['jieba_letters_per_s']:.2f}；负载 {load0:.1f}→{x['load_after']:.1f}",
             file=sys.stderr,
         )
 
     print(f"\n# bench/score.py — {a.rows} letters, chunksize {a.chunksize}, model {Path(model).name}, {os.cpu_count()} CPUs")
-    print("| jobs | scorer letters/s | jieba letters/s | scorer/jieba (≥0.9) | peak memory (PSS) MiB (<1024) |")
-    print("|---|---|---|---|---|")
+    print(
+        "| jobs | scorer letters/s | jieba letters/s | scorer/jieba (≥0.9) | scorer CPU ms/letter | jieba CPU ms/letter "
+        "| CPU ratio | peak memory (PSS) MiB (<1024) | load 1 min |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for jobs, x in results.items():
         print(
             f"| {jobs} | {x['scorer_letters_per_s']:.0f} | {x['jieba_letters_per_s']:.0f} | "
-            f"{x['scorer_letters_per_s'] / x['jieba_letters_per_s']:.2f} | {x['scorer_peak_rss_mib']:.0f} |"
+            f"{x['scorer_letters_per_s'] / x['jieba_letters_per_s']:.2f} | {x['scorer_cpu_ms_per_letter']:.2f} | "
+            f"{x['jieba_cpu_ms_per_letter']:.2f} | {x['jieba_cpu_ms_per_letter'] / x['scorer_cpu_ms_per_letter']:.2f} | "
+            f"{x['scorer_peak_rss_mib']:.0f} | {x['load_before']:.1f}→{x['load_after']:.1f} |"
         )
     if 1 in results and 2 in results:
         sp = results[2]["scorer_letters_per_s"] / results[1]["scorer_letters_per_s"]
         jsp = results[2]["jieba_letters_per_s"] / results[1]["jieba_letters_per_s"]
+        cpu_sp = 2 * results[1]["scorer_cpu_ms_per_letter"] / results[2]["scorer_cpu_ms_per_letter"]
         print(f"\nspeed-up 1→2 jobs: scorer {sp:.2f} (target ≥ 1.8), jieba {jsp:.2f}")
+        print(
+            f"CPU per letter, 2 jobs vs 1: {results[2]['scorer_cpu_ms_per_letter'] / results[1]['scorer_cpu_ms_per_letter']:.2f}; "
+            f"the speed-up two idle cores would allow if nothing ran serially: {cpu_sp:.2f}"
+        )
+        if max(x["load_before"] for x in results.values()) > 0.5:
+            print("note: the machine was not idle (load above); wall-clock figures understate the scorer where other work competed")
     print(json.dumps({"rows": a.rows, "chunksize": a.chunksize, "results": results}, ensure_ascii=False))
     return 0
 

@@ -139,3 +139,32 @@ def test_risk_thresholds_configurable():
     strict = clone(model).set_params(risk_thresholds={"medium": 0.0, "high": 0.0, "high_without_cue": 0.0})
     strict.backend_, strict.classes_, strict.heads_ = model.backend_, model.classes_, model.heads_
     assert (strict.predict(frame.head(20))["risk"] == "高").all()
+
+
+def test_output_json_is_exactly_json_dumps():
+    from triage.model import _json_alternatives, _json_pairs, _json_spans
+
+    pairs = [["住建局", 0.0268], ['引"号\\', 1e-05], ["零", 0.0], ["非数", float("nan")]]
+    assert _json_pairs(pairs) == json.dumps(pairs, ensure_ascii=False)
+    alts = {"track": [["涉法涉诉", 0.0034]], "route": [], "risk": pairs}
+    assert _json_alternatives(alts) == json.dumps(alts, ensure_ascii=False)
+    spans = {"track": [[5, 7, "反映"], [8, 12, '滨"江\n\x01']], "risk": []}
+    assert _json_spans(spans) == json.dumps(spans, ensure_ascii=False)
+    assert _json_spans({}) == "{}"
+
+
+def test_fast_explanation_path_matches_the_public_explain():
+    model, frame = small_model()
+    from triage.model import prepare_docs
+
+    docs = prepare_docs(frame.iloc[:120])
+    backend = model.backend_
+    proba, light = backend.predict_proba_and_explain(docs, k=5, light=True)
+    labels = {h: backend.classes_[h][np.argmax(p, axis=1)] for h, p in proba.items()}
+    full = backend.explain(docs, labels, k=5)
+    assert set(light) == set(full)
+    for head in full:
+        assert [[tuple(e) for e in row] for row in light[head]] == [
+            [(e.start, e.end, e.term, e.weight) for e in row] for row in full[head]
+        ]
+    assert sum(len(row) for row in full["department"]) > 0

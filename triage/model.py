@@ -10,11 +10,14 @@ letter text.
 from __future__ import annotations
 
 import json
+import math
 import unicodedata
 from typing import Mapping
 
 import numpy as np
 import pandas as pd
+from json.encoder import encode_basestring as _enc
+
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
@@ -87,6 +90,25 @@ def place_term(term: str, normalized: str, taken) -> tuple[int, int] | None:
             return start, end
         start = normalized.find(term, start + 1)
     return None
+
+
+# ``json.dumps(..., ensure_ascii=False)`` of the few fixed shapes the output columns hold,
+# written directly (the same text, without the general encoder's per-call overhead)
+
+
+def _json_pairs(pairs) -> str:
+    """``[["label", 0.1234], ...]``"""
+    return "[" + ", ".join(f"[{_enc(c)}, {float.__repr__(v) if type(v) is float and math.isfinite(v) else json.dumps(v)}]" for c, v in pairs) + "]"
+
+
+def _json_alternatives(alts: dict) -> str:
+    """``{"head": [["label", 0.1234], ...], ...}``"""
+    return "{" + ", ".join(f"{_enc(h)}: {_json_pairs(a)}" for h, a in alts.items()) + "}"
+
+
+def _json_spans(spans: dict) -> str:
+    """``{"head": [[start, end, "term"], ...], ...}``"""
+    return "{" + ", ".join(f"{_enc(h)}: [" + ", ".join(f"[{int(a)}, {int(b)}, {_enc(t)}]" for a, b, t in out) + "]" for h, out in spans.items()) + "}"
 
 
 class TriageModel(BaseEstimator):
@@ -188,7 +210,7 @@ class TriageModel(BaseEstimator):
             cols["route_guidance"] = [ROUTE_GUIDANCE.get(r, "") if li else "" for r, li in zip(routes, lit)]
         if "department" in top:
             cols["department_confidence"] = [round(c, 4) for c in conf["department"]]
-            cols["department_alternatives"] = [json.dumps(a, ensure_ascii=False) for a in alts["department"]]
+            cols["department_alternatives"] = [_json_pairs(a) for a in alts["department"]]
         if "risk" in proba:
             classes = self.classes_["risk"]
             texts = docs["text"].tolist()
@@ -219,8 +241,8 @@ class TriageModel(BaseEstimator):
                     if loc:
                         out.append([loc[0], loc[1], body[loc[0] : loc[1]]])
                 spans[head] = sorted(out)
-            evidence_col.append(json.dumps(spans, ensure_ascii=False))
-            alternatives_col.append(json.dumps({h: alts[h][i] for h in heads if not (h == "route" and not lit[i])}, ensure_ascii=False))
+            evidence_col.append(_json_spans(spans))
+            alternatives_col.append(_json_alternatives({h: alts[h][i] for h in heads if not (h == "route" and not lit[i])}))
             low = any(conf[h][i] < self.review_threshold and not (h == "route" and not lit[i]) for h in heads)
             review_col.append(low or (cols["risk"][i] == "高" if "risk" in cols else False))
         cols["evidence"] = evidence_col
