@@ -111,6 +111,13 @@ def _json_spans(spans: dict) -> str:
     return "{" + ", ".join(f"{_enc(h)}: [" + ", ".join(f"[{int(a)}, {int(b)}, {_enc(t)}]" for a, b, t in out) + "]" for h, out in spans.items()) + "}"
 
 
+def _litigation_routes(labels: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Route evidence is shown for 涉法涉诉 letters only, so only they need it explained."""
+    if "route" in labels and "track" in labels:
+        return {"route": np.asarray(labels["track"]) == TRACK_LITIGATION}
+    return {}
+
+
 class TriageModel(BaseEstimator):
     """Heads from configuration over a versioned backend.
 
@@ -174,7 +181,7 @@ class TriageModel(BaseEstimator):
         check_is_fitted(self, "backend_")
         docs = prepare_docs(frame)
         if hasattr(self.backend_, "predict_proba_and_explain"):
-            proba, evidence = self.backend_.predict_proba_and_explain(docs, k=self.evidence_k, light=True)
+            proba, evidence = self.backend_.predict_proba_and_explain(docs, k=self.evidence_k, light=True, select=_litigation_routes)
         else:
             proba = self.backend_.predict_proba(docs)
             labels = {h: self.classes_[h][np.argmax(p, axis=1)] for h, p in proba.items()}

@@ -137,18 +137,21 @@ class TfidfLinearBackend(Backend):
         X = self._features(docs)
         return {h: m.predict_proba(X) for h, m in self.heads_.items()}
 
-    def predict_proba_and_explain(self, docs, k: int = 5, heads=None, light: bool = False):
+    def predict_proba_and_explain(self, docs, k: int = 5, heads=None, light: bool = False, select=None):
         """Probabilities and, for each head's top label, evidence spans; tokenises once.
 
         ``light`` gives the spans as named tuples with Evidence's fields (start, end, term,
-        weight), which are much cheaper to make than the frozen dataclass."""
+        weight), which are much cheaper to make than the frozen dataclass.  ``select``, given
+        the predicted labels, may return head -> boolean mask of the letters whose evidence is
+        wanted for that head (the others get none); e.g. a route only matters for litigation."""
         check_is_fitted(self, "heads_")
         docs = as_docs(docs)
         words = self.featurizer_.word_spans(docs["text"])
         X, hits = self.featurizer_.transform_words(docs, words)
         proba = {h: m.predict_proba(X) for h, m in self.heads_.items()}
         labels = {h: self.classes_[h][np.argmax(p, axis=1)] for h, p in proba.items()}
-        return proba, self._explain(docs, X, labels, k, heads, words, hits, light=light)
+        rows = select(labels) if select is not None else None
+        return proba, self._explain(docs, X, labels, k, heads, words, hits, light=light, rows=rows)
 
     def explain(self, docs, labels, k=5):
         check_is_fitted(self, "heads_")
@@ -157,7 +160,7 @@ class TfidfLinearBackend(Backend):
         X, hits = self.featurizer_.transform_words(docs, words)
         return self._explain(docs, X, labels, k, None, words, hits)
 
-    def _ranked(self, X, labels, heads, k):
+    def _ranked(self, X, labels, heads, k, rows=None):
         """Per head, per letter: the word and cue features that pushed hardest towards the
         letter's label, as ``(column, contribution)`` with contribution > 0, at most ``4 k``,
         strongest first (ties in column order).  One vectorised pass over the whole batch."""
@@ -181,7 +184,10 @@ class TfidfLinearBackend(Backend):
             # padded letters x features table, each letter's 4k-th strongest by partition, then
             # only the candidates at or above it (ties included) sorted by (letter, -value,
             # column order)
-            pos_ = np.flatnonzero(contrib > 0)
+            positive = contrib > 0
+            if rows is not None and h in rows:
+                positive &= np.asarray(rows[h], dtype=bool)[row]
+            pos_ = np.flatnonzero(positive)
             v, r, c = contrib[pos_], row[pos_], cols[pos_]
             per_row = np.bincount(r, minlength=n)
             width = int(per_row.max()) if len(r) else 0
@@ -215,7 +221,7 @@ class TfidfLinearBackend(Backend):
             cache[head] = np.stack([np.asarray(m.class_weights_for(lab), dtype=np.float64) for lab in self.classes_[head]])
         return cache[head]
 
-    def _explain(self, docs, X, labels, k, heads, words, hits, light=False):
+    def _explain(self, docs, X, labels, k, heads, words, hits, light=False, rows=None):
         feat = self.featurizer_
         w0, _ = feat.blocks_["word"]
         c0, _ = feat.blocks_["cue"]
@@ -224,7 +230,7 @@ class TfidfLinearBackend(Backend):
         heads = heads or list(labels)
         texts = docs["text"].tolist()
         n = len(texts)
-        ranked = self._ranked(X, labels, heads, k)
+        ranked = self._ranked(X, labels, heads, k, rows)
 
         # word n-gram occurrences of wanted features that make a readable highlight
         wanted = np.concatenate([np.repeat(np.arange(n, dtype=np.int64), np.diff(b)) * n_feat + c for c, _, b in ranked.values()])
@@ -237,10 +243,9 @@ class TfidfLinearBackend(Backend):
             sel = np.zeros(len(hkey), dtype=bool)
         doc, col, j, ng = hits.doc[sel], hits.col[sel], hits.j[sel], hits.n[sel]
         g = words.first[doc] + j  # first word, as an index into the flat word list
-        tok_len = np.fromiter(map(len, words.words), dtype=np.int64, count=len(words.words))
+        ok = ~((ng == 1) & ((words.ends[g] - words.starts[g]) < 2))  # single characters make poor highlights
         not_alnum = ~np.fromiter(map(str.isalnum, words.words), dtype=bool, count=len(words.words))
         bad = np.concatenate([[0], np.cumsum(not_alnum)])
-        ok = ~((ng == 1) & (tok_len[g] < 2)) if len(g) else np.zeros(0, dtype=bool)  # single characters make poor highlights
         ok &= (bad[g + ng] - bad[g]) == 0  # nor does punctuation
         doc, col = doc[ok], w0 + col[ok]
         s0, e0 = words.starts[g[ok]], words.ends[g[ok] + ng[ok] - 1]
@@ -274,18 +279,25 @@ class TfidfLinearBackend(Backend):
                     f = cs[t]
                     grp = groups.get(f)
                     if grp is not None:
-                        candidates = ((span_s[u], span_e[u], text[span_s[u] : span_e[u]]) for u in range(*grp))
+                        for u in range(grp[0], grp[1]):
+                            a, b = span_s[u], span_e[u]
+                            term = text[a:b]
+                            for ca, cb, cterm, _ in chosen:
+                                if term == cterm or (b > ca and a < cb):
+                                    break  # distinct terms in disjoint places: one highlight per reason
+                            else:
+                                chosen.append((a, b, term, vs[t]))
+                                break
                     elif f in cue_spans:
-                        candidates = cue_spans[f]
+                        for a, b, term in cue_spans[f]:
+                            for ca, cb, cterm, _ in chosen:
+                                if term == cterm or (b > ca and a < cb):
+                                    break
+                            else:
+                                chosen.append((a, b, term, vs[t]))
+                                break
                     else:
                         continue
-                    for a, b, term in candidates:
-                        for ca, cb, cterm, _ in chosen:
-                            if term == cterm or (b > ca and a < cb):
-                                break  # distinct terms in disjoint places: one highlight per reason
-                        else:
-                            chosen.append((a, b, term, vs[t]))
-                            break
                     if len(chosen) == k:
                         break
                 chosen.sort(key=_start)
