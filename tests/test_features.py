@@ -90,6 +90,7 @@ _EDGE_TEXTS = [
     "城乡  建设\n\n规划  局",  # whitespace runs (sklearn folds them to one space for char n-grams)
     "𠀀𠀁中文 \t x",  # characters outside the BMP
     "龘靐齉 unseen ☃ characters",
+    "lone \ud800 surrogate",
     "\n1月",
     "a",
 ]

@@ -497,3 +497,22 @@ def test_run_args_accepts_the_leads_subparser_namespace(tmp_path, model_dir, cap
     ns.output = str(src)  # writing over the input is refused
     assert score_mod.run_args(ns) == 2
     assert "输出文件不能与输入文件相同" in capsys.readouterr().err
+
+
+def test_column_writer_gives_each_cell_as_cell_out_and_formula_guard():
+    from triage.io import guard_formula
+
+    frame = pd.DataFrame(
+        {
+            "text": ["=cmd|' /C calc'!A0", "正常", None, "+1", "@x", "\t制表", "-5"],
+            "conf": [0.5, float("nan"), -0.25, 1.0, 0.0, 1e-05, 0.9966],
+            "flag": [True, False, True, False, True, False, True],
+            "when": pd.to_datetime(["2024-01-02", None, "2024-03-04 05:06:07", "2024-01-01", None, "2023-12-31", "2024-02-29"], format="mixed"),
+            "people": pd.array([1, None, 3, 4, 5, 6, 7], dtype="Int64"),
+            "mixed": [1, "a", None, 2.5, np.int64(3), True, "=1+1"],
+        }
+    )
+    for name in frame.columns:
+        expected = [guard_formula(score_mod._cell_out(v)) for v in frame[name].tolist()]
+        assert score_mod._column_out(frame[name]) == expected, name
+    assert score_mod._column_out(frame["text"])[0].startswith("'=")

@@ -284,7 +284,7 @@ class TextFeaturizer(TransformerMixin, BaseEstimator):
         pre = char.build_preprocessor()
         texts = [_WHITE_SPACES.sub(" ", pre(t)) for t in texts]  # as sklearn's _char_ngrams
         lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
-        codes = np.frombuffer("".join(texts).encode("utf-32-le"), dtype=np.uint32)
+        codes = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
         ids = index.code_ids[codes]
         doc = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
         found = index.lookup(ids, np.repeat(np.cumsum(lengths), lengths))
