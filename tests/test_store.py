@@ -177,6 +177,27 @@ def test_current_labels_latest_human_event_only(filled, deps):
     assert row["decided_at"] == cur["decided_at"].max()
 
 
+def test_queue_orders_by_margin_uncertainty_of_least_certain_head(store, records, deps):
+    """The stored uncertainty is triage.active's margin measure (the one the learning-curve
+    bench shows teaches the model fastest), not 1 - top confidence: a letter with a low top
+    probability but a clear lead comes after one whose top two are close."""
+    from triage import active
+
+    recs = records(3, deps)
+    for r in recs:
+        r["risk"], r["track_confidence"] = "低", 0.99
+    a, b, c = recs
+    a["department_confidence"], a["department_alternatives"] = 0.5, [[deps[1], 0.1]]  # clear lead: 0.6
+    b["department_confidence"], b["department_alternatives"] = 0.6, [[deps[2], 0.39]]  # close call: 0.79
+    c["department_confidence"], c["department_alternatives"] = 0.95, [[deps[3], 0.03]]  # sure: 0.08
+    store.upsert_scored(recs, "m1", "b1")
+    rows = store.queue()["rows"]
+    assert [r["id"] for r in rows] == [b["id"], a["id"], c["id"]]
+    for r, rec in zip(rows, (b, a, c)):
+        assert r["uncertainty"] == pytest.approx(active.letter_uncertainty(rec))
+    assert rows[0]["uncertainty"] == pytest.approx(0.79) and rows[1]["uncertainty"] == pytest.approx(0.6)
+
+
 def test_queue_sort_filters_counts_and_pages(filled, deps):
     s = filled
     q = s.queue(per_page=7)

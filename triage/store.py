@@ -32,7 +32,7 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from triage import schema
+from triage import active, schema
 
 DEFAULT_URL = "sqlite:///triage.db"
 #: decision heads, in display order
@@ -436,7 +436,6 @@ class Store:
                 "created_at": now,
                 "updated_at": now,
             }
-            confs = [c for c in (_opt_float(r.get("track_confidence")), _opt_float(r.get("department_confidence"))) if c is not None]
             risk = _opt_str(r.get("risk"))
             sugg_rows[lid] = {
                 "letter_id": lid,
@@ -457,7 +456,9 @@ class Store:
                 "needs_review": _truthy(r.get("needs_review")),
                 "error": _opt_str(r.get("error")),
                 "risk_rank": RISK_RANK.get(risk or "", 0),
-                "uncertainty": 1.0 - min(confs) if confs else 1.0,
+                # the queue's order: margin uncertainty of the least certain head (triage.active,
+                # the measure bench/learning_curve.py shows teaches the model fastest)
+                "uncertainty": active.letter_uncertainty(r),
             }
         if not letter_rows:
             return 0
