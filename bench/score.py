@@ -13,7 +13,7 @@ clerk's CSV, then for each process count in ``--jobs``:
 1. runs ``score_file`` (CSV → CSV) in a fresh child process and measures letters/s (time
    inside score_file: first pass, scoring, assembly; not the interpreter start-up and imports)
    and the peak memory of the whole process tree (the child and its workers, sampled from /proc
-   every 0.1 s as the sum of each process's PSS, so pages shared after fork count once);
+   every second (``--sample-interval``) as the sum of each process's PSS, so pages shared after fork count once);
 2. tokenises the same letters (normalised title + body, triage.tokenize.tokenize) with the same
    number of processes, reading the same CSV in the same chunks: the jieba-only baseline.
 
@@ -169,18 +169,28 @@ def tree_rss_kib(root: int) -> int:
     return total
 
 
-def run_measured(cmd: list[str], env: dict) -> tuple[dict, float, float]:
-    """Run ``cmd``; returns (its JSON result, wall seconds, peak tree memory (PSS) in MiB)."""
+#: seconds between two memory samples; reading every process's smaps_rollup is not free, and
+#: on a 2-core machine a sampler that wakes every 0.1 s takes a noticeable share of a core
+#: from the very processes it measures (the scorer's peak moves slowly: chunk by chunk)
+SAMPLE_INTERVAL_S = 1.0
+
+
+def run_measured(cmd: list[str], env: dict, interval: float = SAMPLE_INTERVAL_S) -> tuple[dict, float, float]:
+    """Run ``cmd``; returns (its JSON result, wall seconds, peak tree memory (PSS) in MiB).
+    The result gets ``sampler_cpu_s``: the CPU time the memory sampler itself used."""
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = 0
+    sampler_cpu = 0.0
     stop = threading.Event()
 
     def sample() -> None:
-        nonlocal peak
+        nonlocal peak, sampler_cpu
+        c0 = time.thread_time()
         while not stop.is_set():
             peak = max(peak, tree_rss_kib(proc.pid))
-            stop.wait(0.1)
+            stop.wait(interval)
+        sampler_cpu = time.thread_time() - c0
 
     th = threading.Thread(target=sample, daemon=True)
     th.start()
@@ -190,7 +200,9 @@ def run_measured(cmd: list[str], env: dict) -> tuple[dict, float, float]:
     wall = time.perf_counter() - t
     if proc.returncode != 0:
         raise SystemExit(f"子进程失败（{proc.returncode}）：{' '.join(cmd[:3])}\n{err[-3000:]}")
-    return json.loads(out.strip().splitlines()[-1]), wall, peak / 1024
+    result = json.loads(out.strip().splitlines()[-1])
+    result["sampler_cpu_s"] = sampler_cpu
+    return result, wall, peak / 1024
 
 
 # --------------------------------------------------------------------------------------
@@ -250,6 +262,7 @@ def main(argv=None) -> int:
     ap.add_argument("--model")
     ap.add_argument("--chunksize", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sample-interval", type=float, default=SAMPLE_INTERVAL_S, help="seconds between memory samples (default 1)")
     ap.add_argument("--workdir", help="where the letters, outputs and a trained model go (default: a temporary directory)")
     ap.add_argument("--unique", type=int, help="generate only this many distinct letters and repeat them (fast 1,000,000-row files)")
     ap.add_argument(
@@ -272,7 +285,7 @@ def main(argv=None) -> int:
     if a.pipeline_only:
         for jobs in a.jobs:
             out = workdir / f"pipeline_{a.rows}_j{jobs}.csv"
-            r, wall, rss = run_measured([sys.executable, "-c", _PIPELINE_CHILD, model, str(src), str(out), str(jobs), str(a.chunksize)], env)
+            r, wall, rss = run_measured([sys.executable, "-c", _PIPELINE_CHILD, model, str(src), str(out), str(jobs), str(a.chunksize)], env, a.sample_interval)
             assert r["rows"] == a.rows, r
             print(
                 f"pipeline only (constant model), {a.rows} rows, jobs={jobs}: {a.rows / r['seconds']:.0f} rows/s, "
@@ -285,8 +298,8 @@ def main(argv=None) -> int:
     for jobs in a.jobs:
         out = workdir / f"scored_{a.rows}_j{jobs}.csv"
         load0 = os.getloadavg()[0]
-        r, wall, rss = run_measured([sys.executable, "-c", _SCORE_CHILD, model, str(src), str(out), str(jobs), str(a.chunksize)], env)
-        j, jwall, jrss = run_measured([sys.executable, "-c", _JIEBA_CHILD, str(src), str(jobs), str(a.chunksize)], env)
+        r, wall, rss = run_measured([sys.executable, "-c", _SCORE_CHILD, model, str(src), str(out), str(jobs), str(a.chunksize)], env, a.sample_interval)
+        j, jwall, jrss = run_measured([sys.executable, "-c", _JIEBA_CHILD, str(src), str(jobs), str(a.chunksize)], env, a.sample_interval)
         assert r["rows"] == a.rows == j["rows"], (r, j)
         results[jobs] = {
             "scorer_letters_per_s": r["rows"] / r["seconds"],
@@ -302,6 +315,7 @@ def main(argv=None) -> int:
             "jieba_peak_rss_mib": jrss,
             "jieba_cpu_ms_per_letter": 1000 * (j["main_cpu_s"] + j["workers_cpu_s"]) / j["rows"],
             "errors": r["errors"],
+            "sampler_cpu_s": r["sampler_cpu_s"],
             "load_before": load0,
             "load_after": os.getloadavg()[0],
         }
