@@ -95,7 +95,8 @@ Usage:
         [--start 100] [--step 100] [--strategy margin|least|entropy|diverse] [--explore 0]
         [--balanced] [--model lr|svc] [--features word|wordchar] [--full-curve]
 
-CSV defaults to ../shared/data/teddy2020/train_segmented.csv (columns ``tokens,label``).
+CSV defaults to ../shared/data/teddy2020/train_segmented.csv (columns ``tokens,label``); a
+folder means its ``teddy2020/train_segmented.csv``.
 Writes ``seed<N>/learning_curve.png`` and ``.csv`` per seed, ``summary.csv`` and
 ``learning_curves.png`` (all seeds) to ``--out``.  Exit status 2 when the file is missing or
 malformed or an option is out of range.
@@ -428,7 +429,7 @@ def run_seed(texts: np.ndarray, y: np.ndarray, seed: int, args, log) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="学习曲线：按不确定性排序与随机排序，各需要多少条人工标注才接近全量效果")
-    ap.add_argument("csv", nargs="?", default=str(DEFAULT_CSV), help="train_segmented.csv（列 tokens,label）")
+    ap.add_argument("csv", nargs="?", default=str(DEFAULT_CSV), help="train_segmented.csv（列 tokens,label），或包含 teddy2020/ 的数据目录")
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "learning_curve"), help="输出目录（每个种子的 PNG 与 CSV、汇总）")
     ap.add_argument("--seed", default="0", help="随机种子：0、0,1,2 或 0-4（每个种子一个测试划分）")
     ap.add_argument("--repeats", type=int, default=3, help="每种排序重复次数（不同的起始抽样），取平均曲线（默认 3）")
@@ -458,6 +459,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--repeats、--start、--step 应为正整数，实际为 {args.repeats}、{args.start}、{args.step}", file=sys.stderr)
         return 2
     path = Path(args.csv)
+    if path.is_dir():  # the shared data folder, as the other benchmarks take it
+        path = path / "teddy2020" / "train_segmented.csv"
     if not path.is_file():
         print(f"找不到数据文件：{path}（应为 teddy2020/train_segmented.csv，列 tokens,label）", file=sys.stderr)
         return 2

@@ -37,6 +37,15 @@ def test_missing_file_exits_2(tmp_path, capsys):
     assert "找不到数据文件" in capsys.readouterr().err
 
 
+def test_folder_means_its_teddy2020_csv(tmp_path, capsys):
+    (tmp_path / "teddy2020").mkdir()
+    _corpus(tmp_path / "teddy2020" / "train_segmented.csv")
+    assert lc.main([str(tmp_path), "--out", str(tmp_path / "out"), "--start", "20", "--step", "60", "--repeats", "1", "--quiet"]) == 0
+    assert (tmp_path / "out" / "seed0" / "learning_curve.csv").is_file()
+    assert lc.main([str(tmp_path / "out"), "--out", str(tmp_path)]) == 2  # a folder without teddy2020/
+    assert "找不到数据文件" in capsys.readouterr().err
+
+
 def test_missing_columns_exit_2(tmp_path):
     p = tmp_path / "bad.csv"
     pd.DataFrame({"text": ["a"], "label": ["x"]}).to_csv(p, index=False)
