@@ -190,6 +190,19 @@ def test_jobs_2_gives_the_same_output_as_jobs_1(tmp_path, model_dir):
     assert s.jobs == 2 and s.rows == 30
 
 
+def test_model_batches_within_a_chunk_give_the_same_output(tmp_path, model_dir, monkeypatch):
+    src = tmp_path / "in.csv"
+    df = _input(30)
+    df.loc[7, "信访内容"] = ""  # an unscorable row inside a batch
+    df.to_csv(src, index=False)
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    _score(model_dir, src, a, chunksize=30)
+    monkeypatch.setattr(score_mod, "PREDICT_BATCH", 4)
+    _score(model_dir, src, b, chunksize=30)
+    assert a.read_bytes() == b.read_bytes()
+    assert _read_csv(b)["id"].tolist() == df["编号"].tolist()
+
+
 def test_exception_while_predicting_marks_only_the_failing_row(tmp_path, model_dir, monkeypatch):
     df = _input(10)
     df.loc[6, "信访内容"] = "BOOM 这一行会让模型出错"
