@@ -139,9 +139,10 @@ def test_word_spans_are_the_tokenizers_words_with_offsets():
     assert spans.counts.tolist() == [len(f.tokens_with_offsets(t)) for t in texts]
 
 
-def test_bundled_model_gives_the_same_features_and_probabilities_as_sklearn():
-    """The saved model (models/synthetic-v1): the fast featurizer against sklearn's
-    vectorizers on a few hundred synthetic letters, probabilities equal to 1e-6."""
+@pytest.mark.parametrize("version", ["synthetic-v1", None])  # None: the champion
+def test_bundled_model_gives_the_same_features_and_probabilities_as_sklearn(version):
+    """A saved model (models/synthetic-v1, and the champion): the fast featurizer against
+    sklearn's vectorizers on a few hundred synthetic letters, probabilities equal to 1e-6."""
     import scipy.sparse as sp
 
     from triage.model import prepare_docs
@@ -149,9 +150,9 @@ def test_bundled_model_gives_the_same_features_and_probabilities_as_sklearn():
     from triage.synth import generate
 
     try:
-        model, _ = load_model("synthetic-v1")
+        model, _ = load_model(version)
     except ModelDirectoryError:
-        pytest.skip("没有自带模型 synthetic-v1")
+        pytest.skip(f"没有自带模型 {version or '（冠军）'}")
     backend = model.backend_
     f = backend.featurizer_
     docs = as_docs(prepare_docs(generate(300, 5)))
