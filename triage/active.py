@@ -8,9 +8,10 @@ is that of its least certain head.
 ``bench/learning_curve.py`` simulates clerks labelling in this order against random order
 on real letters and imports the same functions, so the per-letter measure the bench shows
 works is the one the queue sorts by.  On the bench, margin beats least confidence
-(``1 - p_top1``, the queue's earlier measure); the bench's default batch pick adds a
-diversity step (k-means over the most uncertain letters) that a queue sorted per letter at
-insert time cannot do: see the bench's docstring for both sets of figures.
+(``1 - p_top1``, the queue's earlier measure).  The bench's default is plain margin order,
+exactly the queue's; ``--strategy diverse`` adds a diversity step (k-means over the most
+uncertain letters) that a queue sorted per letter at insert time cannot do, and did no better
+on the reported seeds: see the bench's docstring for both sets of figures.
 
 Two entry points on the same measure:
 
