@@ -185,7 +185,6 @@ _PAST = re.compile(
 
 #: how a high-risk sign is told: as a plan, a condition or an act under way; as history; or neither
 FRAME_PLAN, FRAME_PAST, FRAME_OPEN = "plan", "past", "open"
-FRAMES = (FRAME_PLAN, FRAME_PAST, FRAME_OPEN)
 
 
 def _frame(text: str, start: int) -> str:
@@ -229,8 +228,3 @@ def high_cue_frames(text: str) -> tuple[tuple[CueHit, str], ...]:
 def planned_high_cues(text: str) -> tuple[CueHit, ...]:
     """High-risk cue hits stated as a plan, a condition or an act under way."""
     return tuple(h for h, f in high_cue_frames(text) if f == FRAME_PLAN)
-
-
-def live_high_cues(text: str) -> tuple[CueHit, ...]:
-    """High-risk cue hits not told as history (planned, or in a clause that gives no time)."""
-    return tuple(h for h, f in high_cue_frames(text) if f != FRAME_PAST)

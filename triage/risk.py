@@ -63,8 +63,9 @@ def level_for(
     once the model agrees the letter is at least 中.  A sign told only as history (a collective
     visit last year, a banner in 2019) does not count as ``has_high_cue``: the label rules make
     such a letter 中, so the model must be as sure as without any sign.  (A hard cap at 中 for
-    history-only letters was tried: on our own hand-labelled real tuning letters and on the
-    synthetic holdout it lost true 高 letters to clause-framing errors and removed no false ones.)
+    history-only letters was tried and dropped: clause-framing errors cost it three true 高
+    letters for one false one on our hand-labelled real tuning letters, and one true 高 on the
+    synthetic holdout.)
     """
     t = thresholds(custom)
     if p_high >= (t["high"] if has_high_cue else max(t["high"], t["high_without_cue"])):
