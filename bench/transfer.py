@@ -60,7 +60,13 @@ def _gold_from_raw(data: Path, labels: Path) -> tuple[pd.DataFrame, pd.DataFrame
         print(f"{labels}: missing columns {sorted(missing)}; expected id,lit,route,risk", file=sys.stderr)
         sys.exit(2)
     raw = read_table(raw_path).frame
-    raw = raw.drop_duplicates("id").set_index(raw["id"].astype(str).drop_duplicates())
+    raw = raw.assign(id=raw["id"].astype(str)).drop_duplicates("id").set_index("id", drop=False)
+    dev = data / "teddy2020" / "lit_risk_dev.csv"
+    if dev.exists():
+        overlap = set(gold["id"]) & set(pd.read_csv(dev, dtype=str, usecols=["id"])["id"])
+        if overlap:
+            print(f"警告 warning: {len(overlap)} ids of {labels} are evaluation letters of {dev}; "
+                  "a tuning set must be disjoint from them", file=sys.stderr)
     unknown = sorted(set(gold["id"]) - set(raw.index))
     if unknown:
         print(f"{labels}: {len(unknown)} ids not in {raw_path}, e.g. {unknown[:3]}", file=sys.stderr)
