@@ -185,12 +185,7 @@ class TextFeaturizer(TransformerMixin, BaseEstimator):
         if tokens is None:
             fn = self._tokenize_fn()
             tokens = [fn(t) for t in docs["text"]]
-        flat = [w for toks in tokens for w in toks]
-        lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
-        Xw, hits = self._word_counts(flat, lengths)
-        if word_hits is not None:
-            word_hits.extend(hits.per_letter(lengths))
-        return self._stack(self._word_tfidf(Xw), self._char_matrix(docs["text"]), docs)
+        return self._stack(self._word_matrix(tokens, word_hits), self._char_matrix(docs["text"]), docs)
 
     def transform_words(self, docs, words: "WordSpans"):
         """Features from already-cut words (:class:`WordSpans`); returns ``(X, hits)`` where
