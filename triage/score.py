@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from triage import schema
-from triage.io import CSV_SUFFIXES, FORMULA_PREFIXES, XLSX_SUFFIXES, atomic_write, guard_formula, iter_table
+from triage.io import CSV_SUFFIXES, XLSX_SUFFIXES, atomic_write, guard_formula, iter_table
 from triage.model import recurrence_keys
 from triage.normalize import mask_field, mask_pii
 from triage.schema import OUTPUT_FIELDS, PII_FIELDS, SchemaError
@@ -438,7 +438,7 @@ def _column_out(values: pd.Series) -> list[str]:
         out = ["" if v != v else str(v) for v in values.tolist()]
     else:
         out = [v if type(v) is str else _cell_out(v) for v in values.tolist()]
-    return ["'" + v if v.startswith(FORMULA_PREFIXES) else v for v in out]
+    return [guard_formula(v) for v in out]
 
 
 def _publish(directory: Path, k: int, stats: dict) -> None:
