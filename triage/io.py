@@ -634,6 +634,14 @@ def _plain(value: object) -> object:
     return value
 
 
+def current_umask() -> int:
+    """The process's umask (read by setting and restoring it): the permissions a file or folder
+    made with ``mkstemp``/``mkdtemp`` (always private) should get once it is put in place."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
 def atomic_write(path: Path, write) -> None:
     """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place.
 
@@ -646,9 +654,7 @@ def atomic_write(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .backends import BACKENDS, backend_class
+from .io import current_umask
 from .model import TriageModel
 
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
@@ -115,9 +116,7 @@ def save_version(
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
         (tmp / CARD).write_text(model_card(manifest), encoding="utf-8")
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private (0700); a version is read by the scorer and the review app
+        tmp.chmod(0o777 & ~current_umask())  # mkdtemp makes it private (0700); a version is read by the scorer and the review app
         os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
