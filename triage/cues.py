@@ -187,10 +187,9 @@ _PAST = re.compile(
 FRAME_PLAN, FRAME_PAST, FRAME_OPEN = "plan", "past", "open"
 
 
-def _frame(text: str, start: int) -> str:
+def _frame(clauses: list[re.Match], sentences: list[re.Match], start: int) -> str:
     """The clause (comma to comma) around a hit decides; failing that, the clause before it in
     the same sentence (如果……，我们将…… / 2019年5月，业主……)."""
-    clauses = [m for m in _CLAUSE.finditer(text)]
     k = next((i for i, m in enumerate(clauses) if m.start() <= start < m.end()), None)
     if k is None:
         return FRAME_OPEN
@@ -199,7 +198,7 @@ def _frame(text: str, start: int) -> str:
         return FRAME_PLAN
     if _PAST.search(clause):
         return FRAME_PAST
-    sentence = next((m for m in _SENTENCE.finditer(text) if m.start() <= start < m.end()), None)
+    sentence = next((m for m in sentences if m.start() <= start < m.end()), None)
     if k > 0 and sentence is not None and clauses[k - 1].start() >= sentence.start():
         before = clauses[k - 1].group(0)
         if _PLAN.search(before) and not _PAST.search(before):
@@ -211,7 +210,11 @@ def _frame(text: str, start: int) -> str:
 
 @lru_cache(maxsize=8192)
 def _high_cue_frames(text: str) -> tuple[tuple[CueHit, str], ...]:
-    return tuple((h, _frame(text, h.start)) for h in find_cues(text, "risk") if h.group in HIGH_REASONS)
+    hits = [h for h in find_cues(text, "risk") if h.group in HIGH_REASONS]
+    if not hits:
+        return ()
+    clauses, sentences = list(_CLAUSE.finditer(text)), list(_SENTENCE.finditer(text))  # once per letter
+    return tuple((h, _frame(clauses, sentences, h.start)) for h in hits)
 
 
 def high_cue_frames(text: str) -> tuple[tuple[CueHit, str], ...]:
