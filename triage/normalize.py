@@ -93,6 +93,10 @@ _CARD_RE = re.compile(_NOT_DIGIT_BEFORE + r"((?:\d[ -]?){15,18}\d)" + _NOT_DIGIT
 _MOBILE_RE = re.compile(_NOT_DIGIT_BEFORE + r"((?:\+?86[- ]?)?1[3-9]\d[- ]?\d{4}[- ]?\d{4})" + _NOT_DIGIT_AFTER)
 _LANDLINE_RE = re.compile(_NOT_DIGIT_BEFORE + r"((?:\(?0\d{2,3}\)?[- ]?)\d{7,8})" + _NOT_DIGIT_AFTER)
 _EMAIL_RE = re.compile(r"([A-Za-z0-9._%+-]+)@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+# Every number pattern above needs at least seven digits, at most one "-" or " " between two of
+# them (a landline's 7-8 digits, a mobile's 3-4-4 groups, a card's, an ID's 18); a text with no
+# such run and no "@" has nothing to mask, which is most letters: one scan instead of five.
+_MAY_HOLD_NUMBER = re.compile(r"\d(?:[- ]?\d){6}")
 
 
 def _mask_id(m: re.Match) -> str:
@@ -132,6 +136,8 @@ def mask_pii(text: object) -> str:
         return ""
     s = str(text)
     if not s:
+        return s
+    if "@" not in s and not _MAY_HOLD_NUMBER.search(s):
         return s
     s = _EMAIL_RE.sub(_mask_email, s)
     s = _ID_RE.sub(_mask_id, s)
