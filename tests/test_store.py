@@ -392,3 +392,118 @@ def test_import_corrections(filled, deps, tmp_path):
     with pytest.raises(UserError):
         s.import_corrections(f, "不存在的人")
     assert _events(s) == before
+
+
+def _stored_uncertainty(store) -> tuple[dict, dict]:
+    with store.engine.connect() as conn:
+        sugg = {(r.letter_id, r.model_version): r.uncertainty for r in conn.execute(sa.text("select letter_id, model_version, uncertainty from suggestions"))}
+        keys = {r.id: r.q_unc for r in conn.execute(sa.text("select id, q_unc from letters"))}
+    return sugg, keys
+
+
+def _set_least_confidence(store) -> int:
+    """Overwrite the stored uncertainty with the queue's old measure, 1 - top confidence of
+    the least certain head, as rows scored before the switch to margin carry it."""
+    with store.engine.begin() as conn:
+        rows = conn.execute(sa.text("select letter_id, model_version, track_confidence, department_confidence from suggestions")).all()
+        for r in rows:
+            old = 1 - min(c for c in (r.track_confidence, r.department_confidence) if c is not None)
+            conn.execute(sa.text("update suggestions set uncertainty = :u where letter_id = :i and model_version = :v"), {"u": old, "i": r.letter_id, "v": r.model_version})
+            conn.execute(sa.text("update letters set q_unc = :q where id = :i and model_version = :v"), {"q": -old, "i": r.letter_id, "v": r.model_version})
+    return len(rows)
+
+
+def _decision_state(store):
+    with store.engine.connect() as conn:
+        ev = conn.execute(sa.text("select * from events order by id")).all()
+        lt = conn.execute(sa.text("select id, version, status, label_department, eff_department from letters order by id")).all()
+    return ev, lt
+
+
+def test_recompute_uncertainty_moves_old_rows_to_margin_and_is_idempotent(store, records, deps):
+    from triage import active
+    from triage.store import recompute_uncertainty
+
+    recs = records(12, deps)
+    store.upsert_scored(recs, "m1", "b1")
+    # a newer model version for half the letters: the letter's queue key follows that one
+    newer = [dict(r, department_confidence=0.5, department_alternatives=[[deps[0], 0.45]]) for r in recs[:6]]
+    store.upsert_scored(newer, "m2", "b2")
+    store.accept_all(recs[0]["id"], "clerk1")
+    store.add_event(recs[1]["id"], "department", deps[-1], "clerk1", "correct")
+    expected = {(r["id"], "m1"): active.letter_uncertainty(r) for r in recs}
+    expected.update({(r["id"], "m2"): active.letter_uncertainty(r) for r in newer})
+    assert _stored_uncertainty(store)[0] == pytest.approx(expected)  # fresh rows are on margin already
+    decisions = _decision_state(store)
+
+    _set_least_confidence(store)
+    sugg, _ = _stored_uncertainty(store)
+    stale = sum(abs(sugg[k] - v) > 1e-9 for k, v in expected.items())
+    assert stale > 0  # the old measure differs from margin on these rows
+    assert store.recompute_uncertainty() == stale
+    sugg, keys = _stored_uncertainty(store)
+    assert sugg == pytest.approx(expected)
+    shown = {r["id"]: ("m2" if i < 6 else "m1") for i, r in enumerate(recs)}
+    assert keys == pytest.approx({lid: -expected[(lid, v)] for lid, v in shown.items()})
+    assert _decision_state(store) == decisions  # events, review versions, labels untouched
+    # the queue is in margin order again (risk first, then least certain)
+    rows = store.queue(QueueFilter(status="all"), per_page=100)["rows"]
+    assert len(rows) == len(recs)
+    ranks = [(-{"低": 0, "中": 1, "高": 2}[r["risk"]], -r["uncertainty"]) for r in rows]
+    assert ranks == sorted(ranks)
+    # idempotent, through an engine as well as through the store
+    assert recompute_uncertainty(store.engine) == 0
+    assert store.recompute_uncertainty() == 0
+    assert _stored_uncertainty(store) == (sugg, keys)
+
+
+def test_recompute_uncertainty_in_small_pages_and_on_an_empty_store(store, records, deps):
+    from triage.store import recompute_uncertainty
+
+    assert recompute_uncertainty(store.engine) == 0
+    store.upsert_scored(records(7, deps), "m1", "b1")
+    before = _stored_uncertainty(store)
+    n = _set_least_confidence(store)
+    assert n == 7
+    changed = recompute_uncertainty(store.engine, chunk=2)  # keyset pages of 2 rows cover all 7
+    assert changed > 0
+    assert _stored_uncertainty(store)[0] == pytest.approx(before[0])
+    assert _stored_uncertainty(store)[1] == pytest.approx(before[1])
+
+
+def test_upgrade_from_revision_0001_recomputes_old_uncertainty(sqlite_url, records):
+    """A database scored under revision 0001 (least-confidence values) is brought onto the
+    margin measure when open_store upgrades it."""
+    from alembic import command
+    from alembic.config import Config
+
+    from triage import active
+    from triage.store import Store, make_engine
+
+    import triage.store as store_mod
+
+    engine = make_engine(sqlite_url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(store_mod.Path(store_mod.__file__).resolve().parent / "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+    old = Store(engine)
+    deps = old.heads["department"].labels
+    recs = records(9, deps)
+    old.upsert_scored(recs, "m1", "b1")
+    old.add_event(recs[2]["id"], "department", deps[-1], "clerk1", "correct")
+    _set_least_confidence(old)
+    decisions = _decision_state(old)
+    old.close()
+
+    s = open_store(sqlite_url)
+    try:
+        with s.engine.connect() as conn:
+            assert conn.execute(sa.text("select version_num from alembic_version")).scalar_one() != "0001"
+        sugg, keys = _stored_uncertainty(s)
+        assert sugg == pytest.approx({(r["id"], "m1"): active.letter_uncertainty(r) for r in recs})
+        assert keys == pytest.approx({r["id"]: -active.letter_uncertainty(r) for r in recs})
+        assert _decision_state(s) == decisions
+    finally:
+        s.close()

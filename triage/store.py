@@ -395,6 +395,11 @@ class Store:
             raise LabelError(f"“{h.display}”的标签“{label}”不在标签集中；应为：{' / '.join(h.labels)}")
         return str(label).strip()
 
+    def recompute_uncertainty(self) -> int:
+        """:func:`recompute_uncertainty` on this store (under the writers' lock)."""
+        with self._writing() as conn:
+            return recompute_uncertainty(conn)
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -1194,6 +1199,62 @@ def make_engine(url: str | None) -> sa.Engine:
         sa_event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return sa.create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def recompute_uncertainty(bind: sa.Engine | sa.Connection, *, chunk: int = 5000) -> int:
+    """Recompute every stored suggestion's ``uncertainty`` (and its letter's queue key) from
+    the confidences and alternatives stored with it, with :func:`triage.active.letter_uncertainty`.
+
+    Rows scored before the queue sorted by margin carry the old least-confidence value; this
+    brings them onto the current measure.  Only suggestion rows whose value changes are
+    written, and a letter's queue key (``q_unc``) only when the suggestion is the one its queue
+    shows (the letter's model version).  Decisions, events and review versions are never
+    touched.  Idempotent: a second run changes nothing.  Returns the number of suggestion
+    rows changed.  Runs in one transaction (``bind``'s own when it is a connection).
+    """
+    if isinstance(bind, sa.Engine):
+        with bind.begin() as conn:
+            return recompute_uncertainty(conn, chunk=chunk)
+    # only the columns this needs, so the function (also run by migration 0002) does not
+    # depend on the rest of the current table definitions
+    s = sa.table(
+        "suggestions",
+        sa.column("letter_id"),
+        sa.column("model_version"),
+        sa.column("track_confidence"),
+        sa.column("department_confidence"),
+        sa.column("department_alternatives"),
+        sa.column("uncertainty"),
+    )
+    lt = sa.table("letters", sa.column("id"), sa.column("model_version"), sa.column("q_unc"))
+    upd_s = s.update().where(s.c.letter_id == sa.bindparam("b_letter"), s.c.model_version == sa.bindparam("b_version")).values(uncertainty=sa.bindparam("b_unc"))
+    upd_l = lt.update().where(lt.c.id == sa.bindparam("b_id")).values(q_unc=sa.bindparam("b_q"))
+    # the letter's queue key, where this suggestion is the one its queue shows
+    q = (
+        sa.select(s.c.letter_id, s.c.model_version, s.c.track_confidence, s.c.department_confidence, s.c.department_alternatives, s.c.uncertainty, lt.c.id.label("shown"), lt.c.q_unc)
+        .select_from(s.outerjoin(lt, sa.and_(lt.c.id == s.c.letter_id, lt.c.model_version == s.c.model_version)))
+        .order_by(s.c.letter_id, s.c.model_version)
+        .limit(chunk)
+    )
+    changed, last = 0, None
+    while True:  # keyset pages: no cursor stays open over rows being updated, memory stays flat
+        page = q if last is None else q.where(sa.or_(s.c.letter_id > last[0], sa.and_(s.c.letter_id == last[0], s.c.model_version > last[1])))
+        rows = bind.execute(page).mappings().all()
+        if not rows:
+            return changed
+        sugg, keys = [], []
+        for r in rows:
+            unc = active.letter_uncertainty(r)
+            if r["uncertainty"] is None or abs(float(r["uncertainty"]) - unc) > 1e-9:
+                sugg.append({"b_letter": r["letter_id"], "b_version": r["model_version"], "b_unc": unc})
+            if r["shown"] is not None and (r["q_unc"] is None or abs(float(r["q_unc"]) + unc) > 1e-9):
+                keys.append({"b_id": r["letter_id"], "b_q": -unc})
+        if sugg:
+            bind.execute(upd_s, sugg)
+        if keys:  # also repairs a queue key left stale by anything else
+            bind.execute(upd_l, keys)
+        changed += len(sugg)
+        last = (rows[-1]["letter_id"], rows[-1]["model_version"])
 
 
 def migrate(engine: sa.Engine) -> None:
