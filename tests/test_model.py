@@ -168,3 +168,21 @@ def test_fast_explanation_path_matches_the_public_explain():
             [(e.start, e.end, e.term, e.weight) for e in row] for row in full[head]
         ]
     assert sum(len(row) for row in full["department"]) > 0
+
+
+def test_backend_regularisation_per_head():
+    from triage.backends.tfidf_linear import DEFAULT_C, DEFAULT_C_OTHER, TfidfLinearBackend
+
+    default = TfidfLinearBackend()
+    assert default._C("track") == DEFAULT_C["track"] != DEFAULT_C_OTHER
+    assert default._C("department") == DEFAULT_C_OTHER
+    assert TfidfLinearBackend(C=2.0)._C("track") == 2.0  # a number applies to every head
+    partial = TfidfLinearBackend(C={"risk": 1.5})  # a mapping leaves unnamed heads to the defaults
+    assert (partial._C("risk"), partial._C("track"), partial._C("route")) == (1.5, DEFAULT_C["track"], DEFAULT_C_OTHER)
+
+
+def test_fitted_heads_use_their_own_C():
+    model, _ = small_model()
+    heads = model.backend_.heads_
+    assert heads["track"].C == model.backend_._C("track")
+    assert heads["department"].C == model.backend_._C("department")

@@ -96,6 +96,16 @@ class LinearHead(ClassifierMixin, BaseEstimator):
         return coef[list(self.classes_).index(label)]
 
 
+#: Regularisation per head when ``C`` is not given (a number applies to every head; a mapping
+#: names some heads and leaves the rest to these defaults).  The track head is held tighter than
+#: the others: on the hand-labelled real *tuning* letters (never the evaluation set) 涉法涉诉
+#: PR-AUC rose as C fell (0.51 → 0.54 at C = 0.2 on the first set, 0.31 → 0.40 on the second),
+#: while the synthetic holdout did not move (0.961): a looser fit learns the corpus's phrasings
+#: rather than what a legal demand is.
+DEFAULT_C: dict[str, float] = {"track": 0.2}
+DEFAULT_C_OTHER = 0.5
+
+
 class TfidfLinearBackend(Backend):
     name = "tfidf-linear.v1"
 
@@ -106,8 +116,11 @@ class TfidfLinearBackend(Backend):
         self.random_state = random_state
 
     def _C(self, head: str) -> float:
-        C = self.C if self.C is not None else 0.5
-        return float(C[head]) if isinstance(C, Mapping) else float(C)
+        if self.C is None:
+            return float(DEFAULT_C.get(head, DEFAULT_C_OTHER))
+        if isinstance(self.C, Mapping):
+            return float(self.C.get(head, DEFAULT_C.get(head, DEFAULT_C_OTHER)))
+        return float(self.C)
 
     def fit(self, docs, y):
         docs = as_docs(docs)
