@@ -1301,6 +1301,61 @@ LITIGATION_SCENARIOS += (
        ["只能让法院来判了，希望尽快有个结果。", "请问这个赔偿应该怎么主张？"], route="诉讼", w=0.6),
 )
 
+#: Compensation and investment disputes told as a plea to a leader (the real tuning letters' misses):
+#: a contractor that damaged a home and will not pay, a school that will not compensate an injured
+#: child, investors of a collapsed company asking the government to step in.  The remedy is a
+#: lawsuit or a criminal case even though the letter never says 起诉 or 报案 (GUIDE (b), (d)).
+LITIGATION_SCENARIOS += (
+    _s("政法委", "contractor_damage", "resident", ("业主", "户"), ["施工方损坏房屋拒不赔偿", "{builder}施工把我家泡了没人赔", "管道改造导致房屋受损，赔偿无果"],
+       ["{builder}在我们楼里改造水管，施工时把楼上的管子弄裂了，水顺着楼板流进我家，地板、墙面、家具全泡坏了，损失{amount}。",
+        "{builder}在我家旁边挖基坑，把我家的房子震出了好几道裂缝，找他们赔偿，他们说不是施工造成的。",
+        "施工队把我家的围墙推倒了，说好照价赔偿，拖了{months}只肯出一点点钱。"],
+       ["施工方来看了一眼，说他做不了主，就再也没露面。", "项目经理先是推脱，后来又说买了保险让保险公司赔，保险公司也一直没来。",
+        "物业和社区出面协调了好几次，对方出尔反尔。", "我们请人评估过损失，有照片和评估单为证。"],
+       ["恳请领导主持公道，让施工方赔偿我的全部损失。", "请问这种情况施工方该不该赔？我该怎么办？", "希望有关部门督促施工方尽快赔偿。"],
+       route="诉讼", w=0.8),
+    _s("政法委", "school_injury_comp", "parent", PAR, ["孩子在学校受伤致残，学校不肯赔偿", "{school}学生伤害赔偿纠纷"],
+       ["我孩子在{school}上课期间从楼梯上摔下，经司法鉴定为伤残，学校只肯出一点慰问金，后续治疗和护理费用一分不认。",
+        "孩子在学校体育课上受了重伤，学校和保险公司互相推，协商了{months}，赔偿的事还是没有着落。",
+        "孩子在校期间受伤，学校认为自己没有责任，我们认为学校管理有过错，双方一直谈不拢赔偿。"],
+       ["孩子到现在还不能正常走路，需要长期护理。", "为了给孩子治病，家里借遍了亲戚朋友。", "伤残鉴定报告我们已经拿到了。"],
+       ["请求学校依法承担赔偿责任。", "恳请领导为我们做主，让学校给个合理的赔偿。"], route="诉讼", w=0.6),
+    _s("公安局", "company_collapse", "staff", ("集资人", "名"), ["{company}资金链断裂，集资款无法兑付", "{company}老板失联", "员工集资款血本无归"],
+       ["{company}的法人{when_past}起失联，公司资金链断裂，以员工名义集资的几百个家庭的钱兑付不了。",
+        "{company}以高息为名向员工和社会集资，现在老板联系不上，账上的钱早被转走了。",
+        "公司把集资款都转进了财务人员的个人账户，收据却是另一家空壳公司开的，我们怀疑有人转移资产。"],
+       ["我们都是公司的老员工，出于信任把积蓄都投了进去。", "公司名下的车辆和设备正在被人拉走抵债。", "几百个家庭人心惶惶。"],
+       ["请求政府尽快介入，查清资金去向，追回我们的血汗钱。", "恳请有关部门依法查处，保护集资人的合法权益。"], route="公安检察", w=0.7),
+)
+
+#: Ordinary petitions in the language of administrative law (the real tuning letters' false hits):
+#: a resident who doubts a department's reply, or demands that a department punish a company and
+#: calls its inaction 不履行法定职责, still asks the department to act, not a court.
+ORDINARY_SCENARIOS += (
+    _s("住建局", "penalty_request", "owner", OWNER, ["请求对{developer}的违规行为进行行政处罚", "住建部门不履行法定职责", "投诉开发商违规销售无人处理"],
+       ["我{when_past}向住建部门投诉{developer}在{compound}违规预售、擅自变更规划，要求依法作出行政处罚，到现在没有任何处理结果。",
+        "{developer}开发的{compound}未取得预售许可就收取购房款，住建部门明知却不查处，属于不履行法定职责。",
+        "我们业主多次投诉{developer}违规收取定金，住建部门只回复说已责令整改，既不罚款也不公开处理结果。"],
+       ["相关法规对这种行为的处罚规定得清清楚楚。", "回复函里避重就轻，对我们反映的核心问题只字不提。", "开发商至今照常销售。"],
+       ["请求住建部门依法对{developer}进行行政处罚，并书面告知处理结果。", "请上级部门督促住建部门依法履职。"], w=0.8),
+    _s("生态环境分局", "reply_doubt", "resident", RES, ["对环保部门的回复存疑", "对县生态环境分局的答复不满意", "油烟扰民问题的回复与事实不符"],
+       ["我对县生态环境分局关于{road}饭店油烟扰民问题的回复有几点疑问：回复说已经整改到位，可油烟照样往我家窗户里灌。",
+        "这个问题从{year}年起反复投诉，每次的回复都说已经处理，实际上什么都没变，我对回复内容不认可。",
+        "回复里说监测结果达标，可监测那天饭店根本没开火，这样的回复怎么能让人信服？"],
+       ["我这里有照片和视频为证。", "这个问题还被列入过上级督查的信访件，结果还是一样。", "邻居们都不愿意再开窗。"],
+       ["请重新调查核实，不要走过场。", "希望上级部门对整改情况进行复查，给出实事求是的答复。"], w=0.8),
+)
+
+#: The ordinary counterpart: a parent asks the education bureau to deal with a teacher or school,
+#: with no compensation claim (that would be a civil dispute).
+ORDINARY_SCENARIOS += (
+    _s("教育局", "teacher_discipline", "parent", PAR, ["请教育局严肃处理体罚学生的老师", "{school}老师辱骂学生"],
+       ["{school}的一位老师因为孩子带手机上课，当着全班的面把手机摔了，还罚孩子站了一整天。",
+        "孩子的班主任经常在班上辱骂学生，孩子现在一提上学就害怕。"],
+       ["别的家长也反映过这个老师，学校一直护着。", "孩子回家后好几天不说话。"],
+       ["请教育局调查核实，严肃处理这位老师。", "希望教育部门加强师德师风管理。"], w=0.7),
+)
+
 _PLAIN_LIT: dict[str, tuple[str, ...]] = {
     "loan_enforce": ("判了他要赔我钱，到现在一分没给。", "法院判了他还我钱，他就是不给，我去找他，他说有本事你去抓我。",
                      "对方说要去申请再审，可判决早就生效了，这钱该给还得给。"),
