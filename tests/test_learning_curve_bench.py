@@ -52,7 +52,7 @@ def test_missing_columns_exit_2(tmp_path):
     assert lc.main([str(p), "--out", str(tmp_path)]) == 2
 
 
-@pytest.mark.parametrize("bad", [["--explore", "1.5"], ["--repeats", "0"], ["--seed", "甲"], ["--step", "0"]])
+@pytest.mark.parametrize("bad", [["--explore", "1.5"], ["--repeats", "0"], ["--seed", "甲"], ["--step", "0"], ["--C", "0"]])
 def test_bad_options_exit_2(tmp_path, bad):
     assert lc.main([str(_corpus(tmp_path / "c.csv")), "--out", str(tmp_path), *bad]) == 2
 
@@ -129,9 +129,9 @@ def test_uncertainty_order_takes_the_most_uncertain_letters(monkeypatch):
     fitted: list[set[int]] = []
     real_fit = lc.fit_model
 
-    def spy_fit(Xs, ys, seed, model="lr"):
+    def spy_fit(Xs, ys, seed, *args, **kw):
         fitted.append({int(round(v * n)) for v in Xs[:, 0]})
-        return real_fit(Xs, ys, seed, model)
+        return real_fit(Xs, ys, seed, *args, **kw)
 
     monkeypatch.setattr(lc, "fit_model", spy_fit)
     monkeypatch.setattr(lc, "uncertainty", lambda model, Xp, strategy="margin": Xp[:, 0])
@@ -172,3 +172,16 @@ def test_diverse_batch_spreads_over_groups_of_near_copies():
     assert len(set(picked.tolist())) == 3 and set(picked) <= set(pool[np.argsort(-unc)[:15]])
     assert len(set(groups[picked])) >= 2
     assert unc[picked].max() == unc.max()  # the single most uncertain letter is always taken
+
+
+def test_default_model_is_word_and_character_tfidf_with_chosen_C(tmp_path):
+    """The clerks' model (both orders and the full-data figure): word + character TF-IDF,
+    logistic regression with ``--C`` (default 30, chosen on the tuning seeds)."""
+    df = pd.read_csv(_corpus(tmp_path / "c.csv", n=60))
+    texts = df["tokens"].astype(str).to_numpy()
+    tr, te = np.arange(40), np.arange(40, 60)
+    Xw, _ = lc.build_features(texts, tr, te, "word")
+    Xd, Td = lc.build_features(texts, tr, te)
+    assert Xd.shape[0] == 40 and Td.shape[0] == 20 and Xd.shape[1] > Xw.shape[1]
+    assert lc.fit_model(Xd, df["label"].to_numpy()[tr], 0).C == 30.0
+    assert lc.fit_model(Xd, df["label"].to_numpy()[tr], 0, "lr", 2.5).C == 2.5
