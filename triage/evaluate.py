@@ -8,6 +8,7 @@ saves ``metrics.json`` and, per head, a confusion matrix and a reliability diagr
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -40,13 +41,16 @@ def head_metrics(y_true, y_pred, proba: np.ndarray | None, classes) -> dict:
     y_pred = np.asarray(y_pred, dtype=object).astype(str)
     present = [c for c in classes if c in set(y_true) or c in set(y_pred)]
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=present, zero_division=0)
+    with warnings.catch_warnings():  # one label present (a small recent set): a 1×1 matrix is the right answer
+        warnings.filterwarnings("ignore", message="A single label was found", category=UserWarning)
+        confusion = confusion_matrix(y_true, y_pred, labels=present).tolist()
     out = {
         "n": int(len(y_true)),
         "accuracy": float(np.mean(y_true == y_pred)) if len(y_true) else float("nan"),
         "macro_f1": float(np.mean(f)) if len(f) else float("nan"),
         "per_class": {c: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])} for i, c in enumerate(present)},
         "labels": present,
-        "confusion": confusion_matrix(y_true, y_pred, labels=present).tolist(),
+        "confusion": confusion,
     }
     if proba is not None and len(y_true):
         conf = proba.max(axis=1)
