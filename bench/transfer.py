@@ -88,8 +88,9 @@ def _gold_from_raw(data: Path, labels: Path) -> tuple[pd.DataFrame, pd.DataFrame
     raw = read_table(raw_path).frame
     raw = raw.assign(id=raw["id"].astype(str)).drop_duplicates("id").set_index("id", drop=False)
     dev = data / "teddy2020" / "lit_risk_dev.csv"
-    if dev.exists():
-        overlap = set(gold["id"]) & set(pd.read_csv(dev, dtype=str, usecols=["id"])["id"])
+    ev = read_table(dev).frame if dev.exists() else None  # the evaluation letters, read once
+    if ev is not None:
+        overlap = set(gold["id"]) & set(ev["id"].astype(str))
         if overlap:
             print(f"警告 warning: {len(overlap)} ids of {labels} are evaluation letters of {dev}; "
                   "a tuning set must be disjoint from them", file=sys.stderr)
@@ -99,8 +100,7 @@ def _gold_from_raw(data: Path, labels: Path) -> tuple[pd.DataFrame, pd.DataFrame
         sys.exit(2)
     frame = raw.loc[gold["id"].tolist()].reset_index(drop=True)
     gold = gold.reset_index(drop=True)
-    if dev.exists():
-        ev = read_table(dev).frame
+    if ev is not None:
         copies = near_copies((frame["title"].fillna("") + frame["text"].fillna("")).tolist(),
                              (ev["title"].fillna("") + ev["text"].fillna("")).tolist())
         if copies.any():
