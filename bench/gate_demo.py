@@ -33,25 +33,27 @@ from triage.store import open_store  # noqa: E402
 from triage.synth import generate  # noqa: E402
 from triage.train import train_version  # noqa: E402
 
-HEADS = ("track", "department", "risk")
+LABEL_HEADS = ("track", "route", "department", "risk")
 
 
-def review_db(path: Path, letters, *, shuffle: bool, seed: int = 0) -> str:
-    """Score ``letters`` into a fresh SQLite store and record a clerk's decision on every head."""
+def review_db(path: Path, letters, *, shuffle: bool = False, heads=LABEL_HEADS, seed: int = 0, model_version: str = "weak-champion") -> str:
+    """Score ``letters`` into a fresh SQLite store and record a clerk's decision on each of
+    ``heads`` (route only for 涉法涉诉 letters); with ``shuffle`` the labels are permuted across
+    letters.  Returns the database URL.  (tests/test_retrain.py builds its databases with it.)"""
     url = f"sqlite:///{path}"
     store = open_store(url)
     inputs = letters.drop(columns=["track", "route", "department", "risk", "risk_reasons"])
-    store.upsert_scored(inputs.to_dict("records"), "weak-champion", "batch-0")
+    store.upsert_scored(inputs.to_dict("records"), model_version, "batch-0")
     labels = letters[["track", "route", "department", "risk"]].copy()
     if shuffle:
         rng = np.random.default_rng(seed)
-        for head in HEADS:
+        for head in ("track", "department", "risk"):
             labels[head] = rng.permutation(labels[head].to_numpy())
         routes = rng.permutation(letters["route"].replace("", "诉讼").to_numpy())
         labels["route"] = [r if t == schema.TRACK_LITIGATION else "" for r, t in zip(routes, labels["track"])]
     for letter_id, row in zip(letters["id"], labels.itertuples(index=False)):
-        decisions = [(h, getattr(row, h)) for h in HEADS]
-        if row.track == schema.TRACK_LITIGATION and row.route:
+        decisions = [(h, getattr(row, h)) for h in heads if h != "route"]
+        if "route" in heads and row.track == schema.TRACK_LITIGATION and row.route:
             decisions.append(("route", row.route))
         store.add_events(letter_id, decisions, "clerk", "correct")
     store.close()

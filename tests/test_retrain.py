@@ -8,9 +8,11 @@ is reproduced from its manifest.
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
+import sys
+from pathlib import Path
 
-import numpy as np
 import pytest
 
 from triage import registry, schema
@@ -19,11 +21,16 @@ from triage.store import open_store
 from triage.synth import generate
 from triage.train import train_version
 
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+_spec = importlib.util.spec_from_file_location("gate_demo", ROOT / "bench" / "gate_demo.py")
+gate_demo = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(gate_demo)
+
 pytestmark = pytest.mark.slow
 
 PARAMS = {"backend_params": {"featurizer_params": {"max_word_features": 3000, "max_char_features": 3000}}}
 QUIET = {"log": lambda _m: None}
-LABEL_HEADS = ("track", "route", "department", "risk")
 
 
 def _letters(n=200, seed=9):
@@ -32,25 +39,10 @@ def _letters(n=200, seed=9):
     return new
 
 
-def make_db(path, letters, *, shuffle=False, heads=LABEL_HEADS, seed=0):
-    """Score ``letters`` into a fresh SQLite store and record a clerk's decision for every head."""
-    url = f"sqlite:///{path}"
-    st = open_store(url)
-    inputs = letters.drop(columns=["track", "route", "department", "risk", "risk_reasons"])
-    st.upsert_scored(inputs.to_dict("records"), "m0", "batch-0")
-    labels = letters[["track", "route", "department", "risk"]].copy()
-    if shuffle:
-        rng = np.random.default_rng(seed)
-        for h in ("track", "department", "risk"):
-            labels[h] = rng.permutation(labels[h].to_numpy())
-        labels["route"] = [r if t == schema.TRACK_LITIGATION else "" for r, t in zip(rng.permutation(letters["route"].replace("", "诉讼").to_numpy()), labels["track"])]
-    for lid, row in zip(letters["id"], labels.itertuples(index=False)):
-        dec = [(h, getattr(row, h)) for h in heads if h != "route"]
-        if "route" in heads and row.track == schema.TRACK_LITIGATION and row.route:
-            dec.append(("route", row.route))
-        st.add_events(lid, dec, "clerk", "correct")
-    st.close()
-    return url
+def make_db(path, letters, *, shuffle=False, heads=gate_demo.LABEL_HEADS, seed=0):
+    """Score ``letters`` into a fresh SQLite store and record a clerk's decision for every head
+    (the same helper bench/gate_demo.py uses at full scale)."""
+    return gate_demo.review_db(path, letters, shuffle=shuffle, heads=heads, seed=seed, model_version="m0")
 
 
 @pytest.fixture(scope="module")
