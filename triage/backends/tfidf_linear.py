@@ -291,26 +291,16 @@ class TfidfLinearBackend(Backend):
                 for t in range(bs[i], bs[i + 1]):
                     f = cs[t]
                     grp = groups.get(f)
-                    if grp is not None:
-                        for u in range(grp[0], grp[1]):
-                            a, b = span_s[u], span_e[u]
-                            term = text[a:b]
-                            for ca, cb, cterm, _ in chosen:
-                                if term == cterm or (b > ca and a < cb):
-                                    break  # distinct terms in disjoint places: one highlight per reason
-                            else:
-                                chosen.append((a, b, term, vs[t]))
-                                break
+                    if grp is not None:  # a word n-gram: its occurrences in text order
+                        places = ((span_s[u], span_e[u], text[span_s[u] : span_e[u]]) for u in range(grp[0], grp[1]))
                     elif f in cue_spans:
-                        for a, b, term in cue_spans[f]:
-                            for ca, cb, cterm, _ in chosen:
-                                if term == cterm or (b > ca and a < cb):
-                                    break
-                            else:
-                                chosen.append((a, b, term, vs[t]))
-                                break
+                        places = cue_spans[f]
                     else:
                         continue
+                    for a, b, term in places:
+                        if not any(term == cterm or (b > ca and a < cb) for ca, cb, cterm, _ in chosen):
+                            chosen.append((a, b, term, vs[t]))  # distinct terms in disjoint places: one highlight per reason
+                            break
                     if len(chosen) == k:
                         break
                 chosen.sort(key=_start)
