@@ -64,13 +64,19 @@ def head_margin_uncertainty(confidence: float, runner_up: float | None) -> float
     return float(min(max(1.0 - (confidence - second), 0.0), 1.0))
 
 
+def _loaded(value: Any) -> Any:
+    """``value`` itself, or the value of its JSON text (None for blank or broken JSON)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value) if value.strip() else None
+    except ValueError:
+        return None
+
+
 def _runner_up(alts: Any) -> float | None:
     """Best probability among ``[[label, p], ...]`` (a list or its JSON text); None if absent."""
-    if isinstance(alts, str):
-        try:
-            alts = json.loads(alts) if alts.strip() else None
-        except ValueError:
-            return None
+    alts = _loaded(alts)
     if not isinstance(alts, (list, tuple)):
         return None
     best = None
@@ -97,12 +103,7 @@ def letter_uncertainty(record: Mapping[str, Any], heads: Sequence[str] = QUEUE_H
     ``<head>_alternatives`` or ``alternatives[<head>]`` (``[[label, p], ...]``, list or JSON).
     A letter with no confidence at all (not scored, or failed) is fully uncertain: 1.
     """
-    all_alts = record.get("alternatives")
-    if isinstance(all_alts, str):
-        try:
-            all_alts = json.loads(all_alts) if all_alts.strip() else None
-        except ValueError:
-            all_alts = None
+    all_alts = _loaded(record.get("alternatives"))
     values = []
     for h in heads:
         conf = _num(record.get(f"{h}_confidence"))
