@@ -613,12 +613,13 @@ def score_file(
         store.engine.dispose()  # no open connection is inherited by the forked workers
         summary.batch_id = batch_id
 
-    model_obj, _ = load_model(model_dir)
-    _set_model(model_obj, version)
     pool = None
     frozen = False
+    fork = _fork_context() if jobs > 1 else None
+    if jobs == 1 or fork is not None:  # without fork, each worker loads its own (_init_worker)
+        model_obj, _ = load_model(model_dir)
+        _set_model(model_obj, version)
     if jobs > 1:
-        fork = _fork_context()
         if fork is not None:
             # Workers forked now inherit the loaded, warmed-up model (and the tokenizer): no
             # per-worker load, and its arrays stay shared between the processes.
