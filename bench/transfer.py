@@ -14,6 +14,14 @@ by us under the same GUIDE.md and disjoint from lit_risk_dev, is used: choices a
 lit_risk_dev is only read to report the result.  The real pool holds near-copies of one letter
 (the same petitioner posting twice); a tuning letter that shares half its 6-character shingles
 with an evaluation letter is left out of the tuning scores, and the run says how many were.
+
+An id ``seg:N`` in the labels file names row N (0-based) of DATA_DIR/teddy2020/train_segmented.csv
+instead, a second real source whose text is already word-segmented (``tokens``, with punctuation and
+stop-words removed): the letter's text is its tokens joined without spaces, its title is empty.
+Dropping stop-words breaks most 6-character windows of a repost, so these letters are compared with
+the evaluation letters on 4-character shingles of their Chinese characters, letters and digits only,
+and one that shares 30% of them is left out (in this file, reposts of raw_unlabeled letters share
+35% to 90% of them, other letters seldom more than 25%; the margin errs towards leaving a letter out).
 """
 
 from __future__ import annotations
@@ -53,22 +61,32 @@ def prf(name: str, y: np.ndarray, pred: np.ndarray, score: np.ndarray | None = N
     return out
 
 
-def _shingles(text: str, k: int = 6) -> set[str]:
-    t = "".join(str(text).split())
+#: ids of the labels file that name a row of train_segmented.csv rather than a raw_unlabeled.csv id
+SEG_PREFIX = "seg:"
+#: near-copy test for segmented letters (stop-words gone): shingle length and containment
+SEG_SHINGLE, SEG_CONTAINMENT = 4, 0.3
+_NOT_WORD = re.compile(r"[^\u4e00-\u9fffA-Za-z0-9]")
+
+
+def _shingles(text: str, k: int = 6, words_only: bool = False) -> set[str]:
+    t = _NOT_WORD.sub("", str(text)) if words_only else "".join(str(text).split())
     return {t[i:i + k] for i in range(max(len(t) - k + 1, 1))}
 
 
-def near_copies(texts: list[str], others: list[str], containment: float = 0.5) -> np.ndarray:
+def near_copies(texts: list[str], others: list[str], containment: float = 0.5, k: int = 6,
+                words_only: bool = False) -> np.ndarray:
     """For each of ``texts``: does an ``others`` text share at least ``containment`` of the
-    shorter one's 6-character shingles with it?  (A near-copy, not just a shared topic.)"""
-    other_sets = [_shingles(o) for o in others]
+    shorter one's ``k``-character shingles with it?  (A near-copy, not just a shared topic.)
+    ``words_only`` keeps only Chinese characters, letters and digits before shingling, for text
+    whose punctuation was stripped on one side."""
+    other_sets = [_shingles(o, k, words_only) for o in others]
     index: dict[str, list[int]] = {}
     for j, sh in enumerate(other_sets):
         for g in sh:
             index.setdefault(g, []).append(j)
     out = np.zeros(len(texts), dtype=bool)
     for i, t in enumerate(texts):
-        sh = _shingles(t)
+        sh = _shingles(t, k, words_only)
         shared: dict[int, int] = {}
         for g in sh:
             for j in index.get(g, ()):
@@ -77,13 +95,40 @@ def near_copies(texts: list[str], others: list[str], containment: float = 0.5) -
     return out
 
 
+def _segmented_letters(data: Path, rows: list[int]) -> pd.DataFrame:
+    """Rows ``rows`` (0-based) of train_segmented.csv as letters: tokens joined without spaces, no title."""
+    path = require(data / "teddy2020" / "train_segmented.csv", "train_segmented.csv")
+    seg = pd.read_csv(path, dtype=str).fillna("")
+    if "tokens" not in seg.columns:
+        print(f"{path}: missing column 'tokens'; found {list(seg.columns)}", file=sys.stderr)
+        sys.exit(2)
+    bad = [r for r in rows if not 0 <= r < len(seg)]
+    if bad:
+        print(f"{path}: rows {bad[:3]} out of range 0..{len(seg) - 1}", file=sys.stderr)
+        sys.exit(2)
+    text = seg["tokens"].iloc[rows].str.replace(" ", "", regex=False).str.replace("\u3000", "", regex=False)
+    return pd.DataFrame({"id": [f"{SEG_PREFIX}{r}" for r in rows], "title": "", "text": text.to_numpy()})
+
+
+def _seg_row(gid: str) -> int | None:
+    tail = gid[len(SEG_PREFIX):]
+    return int(tail) if gid.startswith(SEG_PREFIX) and tail.isdigit() else None
+
+
 def _gold_from_raw(data: Path, labels: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Labels from ``labels`` joined by id with the text of raw_unlabeled.csv, in the labels' order."""
+    """Labels from ``labels`` joined by id with the text of raw_unlabeled.csv (or, for ``seg:N`` ids,
+    of train_segmented.csv), in the labels' order."""
     raw_path = require(data / "teddy2020" / "raw_unlabeled.csv", "raw_unlabeled.csv")
     gold = pd.read_csv(require(labels, "labels file"), dtype=str).fillna("")
     missing = {"id", "lit", "route", "risk"} - set(gold.columns)
     if missing:
         print(f"{labels}: missing columns {sorted(missing)}; expected id,lit,route,risk", file=sys.stderr)
+        sys.exit(2)
+    is_seg = gold["id"].str.startswith(SEG_PREFIX).to_numpy()
+    seg_rows = [_seg_row(g) for g in gold["id"][is_seg]]
+    if None in seg_rows:
+        bad = [g for g, r in zip(gold["id"][is_seg], seg_rows) if r is None]
+        print(f"{labels}: ids {bad[:3]} are not of the form {SEG_PREFIX}N (N a row number)", file=sys.stderr)
         sys.exit(2)
     raw = read_table(raw_path).frame
     raw = raw.assign(id=raw["id"].astype(str)).drop_duplicates("id").set_index("id", drop=False)
@@ -94,15 +139,25 @@ def _gold_from_raw(data: Path, labels: Path) -> tuple[pd.DataFrame, pd.DataFrame
         if overlap:
             print(f"警告 warning: {len(overlap)} ids of {labels} are evaluation letters of {dev}; "
                   "a tuning set must be disjoint from them", file=sys.stderr)
-    unknown = sorted(set(gold["id"]) - set(raw.index))
+    unknown = sorted(set(gold["id"][~is_seg]) - set(raw.index))
     if unknown:
         print(f"{labels}: {len(unknown)} ids not in {raw_path}, e.g. {unknown[:3]}", file=sys.stderr)
         sys.exit(2)
-    frame = raw.loc[gold["id"].tolist()].reset_index(drop=True)
+    frame = raw.loc[gold["id"][~is_seg].tolist()].reset_index(drop=True)
+    if is_seg.any():  # letters of both sources, back in the labels' order
+        seg = _segmented_letters(data, seg_rows)
+        order = np.concatenate([np.flatnonzero(~is_seg), np.flatnonzero(is_seg)])
+        frame = pd.concat([frame, seg], ignore_index=True).iloc[np.argsort(order, kind="stable")]
+        frame = frame.reset_index(drop=True)
     gold = gold.reset_index(drop=True)
     if ev is not None:
-        copies = near_copies((frame["title"].fillna("") + frame["text"].fillna("")).tolist(),
-                             (ev["title"].fillna("") + ev["text"].fillna("")).tolist())
+        ev_text = (ev["title"].fillna("") + ev["text"].fillna("")).tolist()
+        text = (frame["title"].fillna("") + frame["text"].fillna("")).tolist()
+        copies = np.zeros(len(frame), dtype=bool)
+        seg_test = {"containment": SEG_CONTAINMENT, "k": SEG_SHINGLE, "words_only": True}
+        for sel, kw in ((~is_seg, {}), (is_seg, seg_test)):
+            if sel.any():
+                copies[sel] = near_copies([t for t, s in zip(text, sel) if s], ev_text, **kw)
         if copies.any():
             print(f"{int(copies.sum())} letters of {labels} are near-copies of evaluation letters "
                   f"and are left out of the tuning scores", file=sys.stderr)
@@ -115,7 +170,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("data", nargs="?", default=str(DEFAULT_DATA))
     ap.add_argument("--model", help="model version or directory (default: champion)")
-    ap.add_argument("--gold", help="labels file id,lit,route,risk for letters of raw_unlabeled.csv (a tuning set)")
+    ap.add_argument("--gold", help="labels file id,lit,route,risk for letters of raw_unlabeled.csv "
+                    "or, as seg:N, rows of train_segmented.csv (a tuning set)")
     a = ap.parse_args(argv)
     if a.gold:
         gold, frame = _gold_from_raw(Path(a.data), Path(a.gold))
