@@ -1,0 +1,115 @@
+"""Segmenter must cut exactly as jieba's own ``lcut(text, HMM=True)``: same words, same order."""
+
+import random
+
+import jieba
+import jieba.finalseg as finalseg
+import pytest
+
+from triage.segment import Segmenter
+from triage.synth import generate
+from triage.tokenize import segmenter, tokenizer
+
+# characters of every kind jieba treats differently: Han inside and beyond its block range
+# (U+9FD5), Latin, digits and the symbols its blocks keep (+#&._%-), whitespace it keeps whole
+# (\r\n), and punctuation, full-width forms and emoji it emits one by one
+_HAN = "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后多定行学法所民得经十三之进着等部度家电力里如水化高自二理起小物现实加量都两体制机当使点从业本去把性好应开它合还因由其些然前外天政四日那社义事平形相全表间样与关各重新线内数正心反你明看原又么利比或但质气第向道命此变条只没结解问意建月公无系军很情者最立代想已通并提直题党程展五果料象员革位入常文总次品式活设及管特件长求老头基资边流路级少图山统接知较将组见计别她手角期根论运农指几九区强放决西被干做必战先回则任取据处队南给色光门即保治北造百规热领七海口东导器压志世金增争济阶油思术极交受联什认六共权收证改清己美再采转更单风切打白教速花带安场身车例真务具万每目至达走积示议声报斗完类八离华名确才科张信马节话米整空元况今集温传土许步群广石记需段研界拉林律叫且究观越织装影算低持音众书布复容儿须际商非验连断深难近矿千周委素技备半办青省列习响约支般史感劳便团往酸历市克何除消构府称太准精值号率族维划选标写存候毛亲快效斯院查江型眼王按格养易置派层片始却专状育厂京识适属圆包火住调满县局照参红细引听该铁价严龙飞"
+#: beyond jieba's Han range, and inside it but unknown to its HMM (every state scores the same
+#: floor there, so the Viterbi tie rules decide)
+_RARE_HAN = "\u9fd6\u9fe0\u9fff\u3400\u4dbf\U00020000" + "丄丅丏両丣丩丮鿑鿒鿓鿔鿕"
+_OTHER = "abcXYZ0123456789+#&._%-  \t\r\n，。！？；：“”（）《》、·～…ａｂ１２😀@/"
+
+
+def _random_text(rng: random.Random, length: int, words: list[str]) -> str:
+    parts = []
+    while sum(map(len, parts)) < length:
+        r = rng.random()
+        if r < 0.35:
+            parts.append(rng.choice(words))
+        elif r < 0.75:
+            parts.append("".join(rng.choice(_HAN) for _ in range(rng.randint(1, 6))))
+        elif r < 0.8:
+            parts.append("".join(rng.choice(_RARE_HAN) for _ in range(rng.randint(1, 4))))
+        elif r < 0.85:
+            parts.append("\r\n")
+        else:
+            parts.append("".join(rng.choice(_OTHER) for _ in range(rng.randint(1, 4))))
+    return "".join(parts)
+
+
+def _assert_same(seg: Segmenter, tk: jieba.Tokenizer, texts) -> int:
+    n = 0
+    for text in texts:
+        assert seg.lcut(text) == tk.lcut(text, HMM=True), text
+        n += 1
+    return n
+
+
+def test_same_words_as_jieba_on_the_corpus():
+    texts = generate(n=300, seed=11)
+    letters = [f"{t}\n{b}" for t, b in zip(texts["title"], texts["text"])]
+    assert _assert_same(segmenter(), tokenizer(), letters) == 300
+
+
+def test_same_words_as_jieba_on_random_text():
+    rng = random.Random(7)
+    words = [w for w, f in list(tokenizer().FREQ.items())[:: 997] if f][:300]
+    texts = [_random_text(rng, rng.randint(1, 80), words) for _ in range(1500)]
+    texts += ["", " ", "\r\n", "。", "跳楼机", "2024年3月5日", "3.5%", "a-b_c.d", "𠀀𠀁", "\u9fd5\u9fd6"]
+    assert _assert_same(segmenter(), tokenizer(), texts) == 1510
+
+
+@pytest.fixture()
+def small_tokenizer(tmp_path):
+    """A jieba tokenizer over a tiny dictionary: most text goes through the HMM."""
+    path = tmp_path / "dict.txt"
+    # 甲乙/丙 and 甲/乙丙 score exactly the same: jieba's route takes the longer first word
+    path.write_text(
+        "信访 50 n\n信访局 30 n\n劳动 40 n\n仲裁 40 v\n劳动仲裁 20 n\n法院 60 n\n甲 10 n\n甲乙 10 n\n乙丙 10 n\n丙 10 n\n",
+        encoding="utf-8",
+    )
+    tk = jieba.Tokenizer(dictionary=str(path))
+    tk.tmp_dir = str(tmp_path)
+    tk.initialize()
+    return tk
+
+
+def test_same_words_with_a_small_dictionary(small_tokenizer):
+    rng = random.Random(3)
+    texts = [_random_text(rng, rng.randint(1, 60), ["信访局", "劳动仲裁", "法院"]) for _ in range(500)]
+    assert _assert_same(Segmenter(small_tokenizer), small_tokenizer, texts) == 500
+
+
+def test_route_ties_go_to_the_longer_first_word(small_tokenizer):
+    assert small_tokenizer.lcut("甲乙丙") == ["甲乙", "丙"]
+    assert Segmenter(small_tokenizer).lcut("甲乙丙") == ["甲乙", "丙"]
+
+
+def test_viterbi_as_jieba_where_its_scores_tie():
+    """Characters the HMM does not know score the same floor in every state, so jieba's
+    max() tie rules decide the tags; ``要这这法法法定生要对`` needs the rule for E."""
+    seg = Segmenter(tokenizer())
+    rng = random.Random(1)
+    pool = "丄丅丏両丣丩丮鿑鿒鿓鿔鿕信访法院的是了人一不在有我他这中大来上个国们到说和地也子时道出而要于就下得可你年生自会那后能对着事其里所去行过家十用发天如然作方成者多日都三小军二无同么经法当起与好看学进种将还分此心前面又定见只主没公从"
+    texts = ["要这这法法法定生要对"] + ["".join(rng.choice(pool) for _ in range(rng.randint(1, 10))) for _ in range(20000)]
+    for obs in texts:
+        assert seg._viterbi(obs) == finalseg.viterbi(obs, "BMES", finalseg.start_P, finalseg.trans_P, finalseg.emit_P)[1], obs
+
+
+def test_words_added_later_are_used(small_tokenizer):
+    seg = Segmenter(small_tokenizer)
+    text = "县信访局答复说要走劳动人事争议仲裁程序"
+    assert "争议仲裁" not in seg.lcut(text)
+    small_tokenizer.add_word("争议仲裁", 1000)
+    assert "争议仲裁" in seg.lcut(text)
+    assert seg.lcut(text) == small_tokenizer.lcut(text, HMM=True)
+
+
+def test_force_split_words_are_honoured(small_tokenizer, monkeypatch):
+    seg = Segmenter(small_tokenizer)
+    text = "县信访局答复说要走程序"
+    found = [w for w in small_tokenizer.lcut(text) if len(w) > 1 and w not in small_tokenizer.FREQ]
+    assert found, "the HMM should have made at least one word here"
+    monkeypatch.setattr(finalseg, "Force_Split_Words", {found[0]})
+    assert found[0] not in seg.lcut(text)
+    assert seg.lcut(text) == small_tokenizer.lcut(text, HMM=True)
