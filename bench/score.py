@@ -14,11 +14,14 @@ clerk's CSV, then for each process count in ``--jobs``:
    inside score_file: first pass, scoring, assembly; not the interpreter start-up and imports)
    and the peak memory of the whole process tree (the child and its workers, sampled from /proc
    every second (``--sample-interval``) as the sum of each process's PSS, so pages shared after fork count once);
-2. tokenises the same letters (normalised title + body, triage.tokenize.tokenize) with the same
-   number of processes, reading the same CSV in the same chunks: the jieba-only baseline.
+2. tokenises the same letters (normalised title + body) with jieba itself (``lcut(text,
+   HMM=True)`` of the project's jieba.Tokenizer, whitespace dropped) with the same number of
+   processes, reading the same CSV in the same chunks: the jieba-only baseline;
+3. the same with the project's own segmenter (triage.tokenize.tokenize: triage.segment, the same
+   words as jieba in about half the time), so the scorer's work beyond segmentation shows too.
 
 Prints the figures and the ratios the scorer is held to: scorer/jieba throughput (target
-≥ 0.9), speed-up from 1 to 2 processes (target ≥ 1.8), peak RSS (target < 1 GiB, also at
+≥ 0.9; scorer/segmenter beside it), speed-up from 1 to 2 processes (target ≥ 1.8), peak RSS (target < 1 GiB, also at
 1,000,000 rows: ``--rows 1000000``).  Without ``--model`` the champion is used, or, when there
 is none, a small model is trained on 3,000 synthetic letters in the work directory.
 It is a benchmark, not a test: the figures depend on the machine and on what else runs on it.
@@ -87,18 +90,24 @@ import concurrent.futures as cf
 import pandas as pd
 from triage.normalize import normalize_text
 from triage.schema import letter_text
-from triage.tokenize import tokenize
+from triage.tokenize import tokenize, tokenizer
+
+src, jobs, chunksize, how = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+
+def jieba_only(text):
+    return [w for w in tokenizer().lcut(text, HMM=True) if not w.isspace()]
+
+cut = jieba_only if how == "jieba" else tokenize
 
 def work(pairs):
     n = 0
     for title, text in pairs:
-        n += len(tokenize(normalize_text(letter_text(title, text))))
+        n += len(cut(normalize_text(letter_text(title, text))))
     return len(pairs), n
 
 def warm():
-    tokenize("预热")
+    cut("预热")
 
-src, jobs, chunksize = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 warm()
 import resource
 def cpu(who):
@@ -299,8 +308,9 @@ def main(argv=None) -> int:
         out = workdir / f"scored_{a.rows}_j{jobs}.csv"
         load0 = os.getloadavg()[0]
         r, wall, rss = run_measured([sys.executable, "-c", _SCORE_CHILD, model, str(src), str(out), str(jobs), str(a.chunksize)], env, a.sample_interval)
-        j, jwall, jrss = run_measured([sys.executable, "-c", _JIEBA_CHILD, str(src), str(jobs), str(a.chunksize)], env, a.sample_interval)
-        assert r["rows"] == a.rows == j["rows"], (r, j)
+        j, jwall, jrss = run_measured([sys.executable, "-c", _JIEBA_CHILD, str(src), str(jobs), str(a.chunksize), "jieba"], env, a.sample_interval)
+        g, _, _ = run_measured([sys.executable, "-c", _JIEBA_CHILD, str(src), str(jobs), str(a.chunksize), "segmenter"], env, a.sample_interval)
+        assert r["rows"] == a.rows == j["rows"] == g["rows"], (r, j, g)
         results[jobs] = {
             "scorer_letters_per_s": r["rows"] / r["seconds"],
             "scorer_seconds": r["seconds"],
@@ -314,6 +324,8 @@ def main(argv=None) -> int:
             "jieba_letters_per_s": j["rows"] / j["seconds"],
             "jieba_peak_rss_mib": jrss,
             "jieba_cpu_ms_per_letter": 1000 * (j["main_cpu_s"] + j["workers_cpu_s"]) / j["rows"],
+            "segmenter_letters_per_s": g["rows"] / g["seconds"],
+            "segmenter_cpu_ms_per_letter": 1000 * (g["main_cpu_s"] + g["workers_cpu_s"]) / g["rows"],
             "errors": r["errors"],
             "sampler_cpu_s": r["sampler_cpu_s"],
             "load_before": load0,
@@ -324,21 +336,25 @@ def main(argv=None) -> int:
             f"jobs={jobs}: 分拣 {x['scorer_letters_per_s']:.0f} 件/秒（{x['scorer_seconds']:.1f} 秒，进程树峰值内存 {rss:.0f} MiB，"
             f"CPU {x['scorer_cpu_ms_per_letter']:.2f} 毫秒/件，其中主进程 {r['main_cpu_s']:.1f} 秒）；"
             f"仅 jieba 分词 {x['jieba_letters_per_s']:.0f} 件/秒（CPU {x['jieba_cpu_ms_per_letter']:.2f} 毫秒/件）；"
-            f"比值 {x['scorer_letters_per_s'] / x['jieba_letters_per_s']:.2f}；负载 {load0:.1f}→{x['load_after']:.1f}",
+            f"比值 {x['scorer_letters_per_s'] / x['jieba_letters_per_s']:.2f}；"
+            f"本项目分词器 {x['segmenter_letters_per_s']:.0f} 件/秒，比值 {x['scorer_letters_per_s'] / x['segmenter_letters_per_s']:.2f}；负载 {load0:.1f}→{x['load_after']:.1f}",
             file=sys.stderr,
         )
 
     print(f"\n# bench/score.py — {a.rows} letters, chunksize {a.chunksize}, model {Path(model).name}, {os.cpu_count()} CPUs")
     print(
-        "| jobs | scorer letters/s | jieba letters/s | scorer/jieba (≥0.9) | scorer CPU ms/letter | jieba CPU ms/letter "
-        "| CPU ratio | peak memory (PSS) MiB (<1024) | load 1 min |"
+        "| jobs | scorer letters/s | jieba letters/s | scorer/jieba (≥0.9) | segmenter letters/s | scorer/segmenter "
+        "| scorer CPU ms/letter | jieba CPU ms/letter | segmenter CPU ms/letter | CPU ratio (jieba/scorer) "
+        "| peak memory (PSS) MiB (<1024) | load 1 min |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for jobs, x in results.items():
         print(
             f"| {jobs} | {x['scorer_letters_per_s']:.0f} | {x['jieba_letters_per_s']:.0f} | "
-            f"{x['scorer_letters_per_s'] / x['jieba_letters_per_s']:.2f} | {x['scorer_cpu_ms_per_letter']:.2f} | "
-            f"{x['jieba_cpu_ms_per_letter']:.2f} | {x['jieba_cpu_ms_per_letter'] / x['scorer_cpu_ms_per_letter']:.2f} | "
+            f"{x['scorer_letters_per_s'] / x['jieba_letters_per_s']:.2f} | {x['segmenter_letters_per_s']:.0f} | "
+            f"{x['scorer_letters_per_s'] / x['segmenter_letters_per_s']:.2f} | {x['scorer_cpu_ms_per_letter']:.2f} | "
+            f"{x['jieba_cpu_ms_per_letter']:.2f} | {x['segmenter_cpu_ms_per_letter']:.2f} | "
+            f"{x['jieba_cpu_ms_per_letter'] / x['scorer_cpu_ms_per_letter']:.2f} | "
             f"{x['scorer_peak_rss_mib']:.0f} | {x['load_before']:.1f}→{x['load_after']:.1f} |"
         )
     if 1 in results and 2 in results:
