@@ -32,6 +32,32 @@ def test_normalize_text(raw, expected):
     assert normalize_text(raw) == expected
 
 
+def test_control_characters_dropped_with_or_without_the_printable_fast_path():
+    """normalize_text skips the per-character filter when the text is printable; the result
+    must be what the filter gives on any text (control, format, private-use, surrogate,
+    unassigned and separator characters mixed with CJK and ASCII)."""
+    import random
+    import unicodedata
+
+    import triage.normalize as n
+
+    def filtered(text):  # the filter applied unconditionally, as before the fast path
+        s = n._EXCEL_RESIDUE.sub("\n", text).replace("\r\n", "\n").replace("\r", "\n")
+        s = unicodedata.normalize("NFKC", n._TAG.sub("\n", s))
+        s = "".join(ch for ch in s if ch in "\n\t" or unicodedata.category(ch)[0] != "C")
+        s = n._PUNCT_RUN.sub(r"\1\1\1", n._NEWLINES.sub("\n", n._SPACES.sub(" ", s)))
+        return n._MIXED_PUNCT_RUN.sub(lambda m: m.group(0)[:3], s).strip()
+
+    rng = random.Random(4)
+    pool = "信访局abc 123\t\n\r\x00\x07\x1b\x7f\x85\xa0\xad\u200b\u200e\u2028\u2029\u3000\ufeff\ue000\U000f0000\u0378\ufff0"
+    texts = ["".join(rng.choice(pool) for _ in range(rng.randint(1, 20))) for _ in range(3000)]
+    changed = 0
+    for text in texts:
+        assert normalize_text(text) == filtered(text), repr(text)
+        changed += not text.replace("\n", "").replace("\t", "").isprintable()
+    assert changed > 1000  # most of them needed the filter
+
+
 def _make_id(body17: str) -> str:
     weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
     return body17 + "10X98765432"[sum(int(c) * w for c, w in zip(body17, weights)) % 11]

@@ -44,7 +44,8 @@ def normalize_text(text: object) -> str:
             break
         s = _ENTITY_LIKE.sub(lambda m: html.unescape(m.group(0) if m.group(0).endswith(";") else m.group(0) + ";"), s)
     s = unicodedata.normalize("NFKC", s)
-    s = "".join(ch for ch in s if ch in "\n\t" or unicodedata.category(ch)[0] != "C")
+    if not s.replace("\n", "").replace("\t", "").isprintable():  # printable: no control/format (C*) character
+        s = "".join(ch for ch in s if ch in "\n\t" or unicodedata.category(ch)[0] != "C")
     s = _SPACES.sub(" ", s)
     s = _NEWLINES.sub("\n", s)
     s = _PUNCT_RUN.sub(r"\1\1\1", s)
