@@ -111,3 +111,64 @@ def test_everyday_words_are_not_high_risk_signs(text):
     from triage.cues import HIGH_REASONS
 
     assert not HIGH_REASONS & {h.group for h in find_cues(text, "risk")}
+
+
+# -- the first-character scan (cues._Scanner) -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "pattern, starts",
+    [
+        (r"(?<![全都])堵(?:路|门)(?![口上])", "堵"),
+        (r"(?:进京|赴京)|越级", "越赴进"),
+        (r"(?:劳动|人事)?(?:争议)?仲裁", "人争仲劳"),
+        (r"[0-9]{1,3}年", "0123456789"),
+        (r"(?:多|几)?次", "几多次"),
+    ],
+)
+def test_first_characters_of_a_pattern(pattern, starts):
+    import re
+
+    from triage.cues import _first_chars_class
+
+    cls = _first_chars_class(re.compile(pattern))
+    assert cls is not None and set(cls.pattern.strip("[]").replace("\\", "")) == set(starts)
+
+
+@pytest.mark.parametrize("pattern", [r"[^，。]{0,6}政府", r".打", r"a*", r"(?:x)?", r"(?i:ab)c", r"\w+"])
+def test_unbounded_or_empty_patterns_are_scanned_plainly(pattern):
+    import re
+
+    from triage.cues import _first_chars_class
+
+    assert _first_chars_class(re.compile(pattern)) is None
+
+
+def test_scanner_finds_exactly_what_finditer_finds():
+    """Every cue pattern, on synthetic letters and on random strings made of the cue
+    patterns' own characters (dense with whole and partial matches, overlaps and guards)."""
+    import random
+    import re
+
+    from triage.cues import LEGAL_CUES, PASSING_LEGAL, RISK_CUES, _compiled
+    from triage.synth import generate
+
+    source = "".join(p for d in (RISK_CUES, LEGAL_CUES) for v in d.values() for p in v) + "".join(PASSING_LEGAL)
+    words = sorted(set(re.findall(r"[\u4e00-\u9fff]+", source)))  # the patterns' literal runs
+    chars = sorted(set("".join(words))) + list("，。；！ 12a")
+    rng = random.Random(9)
+    letters = generate(n=200, seed=3)
+    texts = [f"{t}\n{b}" for t, b in zip(letters["title"], letters["text"])]
+    texts += [
+        "".join(rng.choice(words) if rng.random() < 0.5 else rng.choice(chars) for _ in range(rng.randint(1, 16)))
+        for _ in range(4000)
+    ]
+    scanned = hits = 0
+    for family, groups in _compiled().items():
+        for group, scanner in groups.items():
+            scanned += scanner.starts is not None
+            for text in texts:
+                want = [(m.start(), m.end()) for m in scanner.pattern.finditer(text) if m.end() > m.start()]
+                assert [(m.start(), m.end()) for m in scanner.finditer(text)] == want, (family, group, text)
+                hits += len(want)
+    assert scanned == 14 and hits > 3000

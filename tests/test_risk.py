@@ -67,6 +67,13 @@ def test_plan_vs_history():
         ("当时大家拉过横幅。", "past"),
         ("他们说如果再拖，就要去跳楼。", "plan"),
         ("大家拉横幅的事谁都知道。", "open"),
+        ("我们不想越级上访，只希望县里重视。", "denied"),  # disowned by the writer
+        ("我们从来没有想过要去北京上访。", "denied"),
+        ("那伙人扬言，再敢举报就砍死你们全家。", "denied"),  # a threat against the writer
+        ("老板放话说谁再闹就砍死他。", "denied"),
+        ("他们威胁我们，我们就只能去省政府上访。", "plan"),  # the sign's own clause is the writer's
+        ("我们不会就此罢休，下周就去北京上访。", "plan"),
+        ("这样下去会不会引发群体性事件？", "open"),
     ],
 )
 def test_high_cue_frames(text, frame):
@@ -75,6 +82,17 @@ def test_high_cue_frames(text, frame):
     frames = high_cue_frames(text)
     assert frames, text
     assert frames[0][1] == frame, (text, frames)
+
+
+def test_disowned_sign_is_neither_a_reason_nor_a_live_sign():
+    classes = ["中", "低", "高"]
+    row = np.array([0.35, 0.05, 0.60])
+    denied = assess(row, classes, "我们不想越级上访，也不想把事情闹大，只希望县里重视。")
+    live = assess(row, classes, "再不解决，我们就越级上访。")
+    assert denied.reasons == () and denied.level == "中"
+    assert live.reasons == ("越级进京",) and live.level == "高"
+    both = assess(row, classes, "我们不想越级上访。但明天大家就去县政府门口静坐。")
+    assert both.reasons == ("集体行动",) and both.level == "高"
 
 
 def test_sign_told_as_history_needs_a_sure_model():

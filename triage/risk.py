@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cues import FRAME_PAST, FRAME_PLAN, find_cues, high_cue_frames
+from .cues import FRAME_DENIED, FRAME_PAST, FRAME_PLAN, find_cues, high_cue_frames
 from .schema import RISK_REASONS
 
 #: Default thresholds on the calibrated risk probabilities: 高 when P(高) reaches ``high``
@@ -76,7 +76,10 @@ def level_for(
 
 
 def reasons_for(text: str, num_people: float = 1, recurrence: float = 1, channel: str = "") -> tuple[str, ...]:
-    found = {h.group for h in find_cues(text, "risk")}
+    """Risk reasons found in the text and the metadata.  A high-risk sign the writer disowns or
+    that someone else threatens (:data:`triage.cues.FRAME_DENIED`) is not a reason."""
+    denied = {h for h, f in high_cue_frames(text) if f == FRAME_DENIED}
+    found = {h.group for h in find_cues(text, "risk") if h not in denied}
     if num_people >= COLLECTIVE_VISIT_PEOPLE:
         found.add("群体利益")
         if channel == "来访":
@@ -103,7 +106,7 @@ def assess(
     reasons = reasons_for(text, num_people, recurrence, channel)
     frames = [f for _, f in high_cue_frames(text)]
     collective_visit = num_people >= COLLECTIVE_VISIT_PEOPLE and channel == "来访"  # under way: they are here
-    live = collective_visit or any(f != FRAME_PAST for f in frames)
+    live = collective_visit or any(f not in (FRAME_PAST, FRAME_DENIED) for f in frames)
     level = level_for(
         p.get("高", 0.0),
         p.get("高", 0.0) + p.get("中", 0.0),
