@@ -337,7 +337,9 @@ def validate_frame(df: pd.DataFrame, source: str, *, header_row: int = 1) -> tup
             out[t] = ""
     for name in ("title", "text", "id", "channel", "petitioner", "id_number", "phone", "address"):
         if name in out.columns:
-            out[name] = out[name].map(_cell_to_str).astype(object)
+            col = out[name]
+            if pd.api.types.infer_dtype(col, skipna=False) != "string":  # all str already (a CSV read as text): as is
+                out[name] = col.map(_cell_to_str).astype(object)
     if "id" not in out.columns:
         out["id"] = [f"ROW{header_row + i + 1:06d}" for i in out.index]  # index = global row position (chunks)
         report.warnings.append("没有编号列，已按行号生成编号")
