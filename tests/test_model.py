@@ -134,6 +134,23 @@ def test_place_term_handles_full_width():
     assert place_term("无", nfkc_by_char("有"), []) is None
 
 
+def test_nfkc_by_char_fast_path_matches_the_per_character_map():
+    """Text that is NFKC-normal is returned as is; it must be what the per-character map gives."""
+    import random
+    import unicodedata
+
+    from triage.model import _NFKC_BY_CHAR
+
+    rng = random.Random(2)
+    pool = list("信访局仲裁abc ＡＢ１２①ﬁé\u0301\u0308e\u212b\u1100\u1161가\u3000，。")
+    normal = 0
+    for _ in range(3000):
+        s = "".join(rng.choice(pool) for _ in range(rng.randint(1, 10)))
+        assert nfkc_by_char(s) == s.translate(_NFKC_BY_CHAR), repr(s)
+        normal += unicodedata.is_normalized("NFKC", s) and not s.isascii()
+    assert normal > 100
+
+
 def test_risk_thresholds_configurable():
     model, frame = small_model()
     strict = clone(model).set_params(risk_thresholds={"medium": 0.0, "high": 0.0, "high_without_cue": 0.0})

@@ -70,8 +70,8 @@ _NFKC_BY_CHAR = _NfkcByChar()
 
 def nfkc_by_char(original: str) -> str:
     """NFKC applied character by character: same length as ``original``, so indices carry over."""
-    if original.isascii():
-        return original
+    if original.isascii() or unicodedata.is_normalized("NFKC", original):
+        return original  # every character of an NFKC-normal text is its own NFKC form
     return original.translate(_NFKC_BY_CHAR)
 
 

@@ -288,6 +288,7 @@ class TfidfLinearBackend(Backend):
             for h in heads:
                 cs, vs, bs = ranked_lists[h]
                 chosen: list[tuple[int, int, str, float]] = []
+                terms: set[str] = set()
                 for t in range(bs[i], bs[i + 1]):
                     f = cs[t]
                     grp = groups.get(f)
@@ -297,9 +298,16 @@ class TfidfLinearBackend(Backend):
                         places = cue_spans[f]
                     else:
                         continue
+                    # distinct terms in disjoint places: one highlight per reason
                     for a, b, term in places:
-                        if not any(term == cterm or (b > ca and a < cb) for ca, cb, cterm, _ in chosen):
-                            chosen.append((a, b, term, vs[t]))  # distinct terms in disjoint places: one highlight per reason
+                        if term in terms:
+                            continue
+                        for ca, cb, _, _ in chosen:
+                            if b > ca and a < cb:
+                                break
+                        else:
+                            chosen.append((a, b, term, vs[t]))
+                            terms.add(term)
                             break
                     if len(chosen) == k:
                         break
