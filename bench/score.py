@@ -7,6 +7,9 @@ Usage: python bench/score.py [--rows 100000] [--jobs 1 2] [--model VERSION|DIR] 
            the scorer's own memory at 1,000,000 rows with a constant stand-in model (minutes,
            not hours); the model's share is the per-worker figure of a normal run.
 
+       python bench/score.py --rows 1000000 --unique 20000 --scorer-only --jobs 2
+           the real model on 1,000,000 rows, scorer alone (no baselines): throughput and peak memory.
+
 Generates ``--rows`` synthetic letters (triage.synth.generate; no real data), writes them as a
 clerk's CSV, then for each process count in ``--jobs``:
 
@@ -304,6 +307,11 @@ def main(argv=None) -> int:
         action="store_true",
         help="replace the model by a constant suggestion: the scorer's own memory and overhead at large row counts, no jieba baseline",
     )
+    ap.add_argument(
+        "--scorer-only",
+        action="store_true",
+        help="measure the scorer alone (no jieba or segmenter baseline): peak memory with the real model at 1,000,000 rows",
+    )
     a = ap.parse_args(argv)
 
     workdir = Path(a.workdir) if a.workdir else Path(tempfile.mkdtemp(prefix="bench-score-"))
@@ -335,6 +343,14 @@ def main(argv=None) -> int:
         out = workdir / f"scored_{a.rows}_j{jobs}.csv"
         load0 = os.getloadavg()[0]
         r, wall, rss = run_measured([sys.executable, "-c", _SCORE_CHILD, model, str(src), str(out), str(jobs), str(a.chunksize)], env, a.sample_interval)
+        if a.scorer_only:
+            assert r["rows"] == a.rows, r
+            print(
+                f"scorer only, {a.rows} rows, jobs={jobs}: {a.rows / r['seconds']:.0f} letters/s, {r['seconds']:.1f} s, "
+                f"peak memory (PSS, process tree) {rss:.0f} MiB (target < 1024), errors {r['errors']}"
+            )
+            out.unlink(missing_ok=True)
+            continue
         j, jwall, jrss = run_measured([sys.executable, "-c", _JIEBA_CHILD, str(src), str(jobs), str(a.chunksize), "jieba"], env, a.sample_interval)
         g, _, _ = run_measured([sys.executable, "-c", _JIEBA_CHILD, str(src), str(jobs), str(a.chunksize), "segmenter"], env, a.sample_interval)
         assert r["rows"] == a.rows == j["rows"] == g["rows"], (r, j, g)
@@ -368,6 +384,8 @@ def main(argv=None) -> int:
             file=sys.stderr,
         )
 
+    if a.scorer_only:
+        return 0
     print(f"\n# bench/score.py — {a.rows} letters, chunksize {a.chunksize}, model {Path(model).name}, {os.cpu_count()} CPUs")
     print(
         "| jobs | scorer letters/s | jieba letters/s | scorer/jieba (≥0.9) | segmenter letters/s | scorer/segmenter "
