@@ -234,11 +234,13 @@ def machine_parallel_efficiency() -> float:
     less, and no program's speed-up from 1 to 2 processes can exceed twice this)."""
     import multiprocessing as mp
 
-    one = _spin()
+    one = min(_spin() for _ in range(3))
+    two = float("inf")
     with mp.get_context("fork").Pool(2) as pool:
-        t = time.perf_counter()
-        pool.map(_spin, [0, 1])
-        two = time.perf_counter() - t
+        for _ in range(3):  # the best of three: a momentary hiccup is not the machine
+            t = time.perf_counter()
+            pool.map(_spin, [0, 1])
+            two = min(two, time.perf_counter() - t)
     return one / two
 
 
@@ -336,7 +338,7 @@ def main(argv=None) -> int:
             out.unlink(missing_ok=True)
         return 0
 
-    efficiency = machine_parallel_efficiency()
+    efficiency = machine_parallel_efficiency() if not a.scorer_only else float("nan")
     print(f"本机并行效率（两个进程同时跑纯 Python 循环）：{efficiency:.2f}（1.00 为两个完整的核）", file=sys.stderr)
     results: dict[int, dict] = {}
     for jobs in a.jobs:

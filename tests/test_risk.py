@@ -72,6 +72,7 @@ def test_plan_vs_history():
         ("那伙人扬言，再敢举报就砍死你们全家。", "denied"),  # a threat against the writer
         ("老板放话说谁再闹就砍死他。", "denied"),
         ("他们威胁我们，我们就只能去省政府上访。", "plan"),  # the sign's own clause is the writer's
+        ("不会让步也不想越级上访", "denied"),  # the negation nearest the sign decides
         ("我们不会就此罢休，下周就去北京上访。", "plan"),
         ("这样下去会不会引发群体性事件？", "open"),
     ],
@@ -82,6 +83,28 @@ def test_high_cue_frames(text, frame):
     frames = high_cue_frames(text)
     assert frames, text
     assert frames[0][1] == frame, (text, frames)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "我们不会再忍了明天就去北京上访",  # a negation undone by resolve (了, 就, 明天 …)
+        "我们不想再等了要去北京上访",
+        "实在不想再拖了直接进京上访",
+        "不会罢休要去北京上访",
+        "如果不解决，我们绝不会善罢甘休集体上访",
+        "我们不怕威胁，一定要进京上访",  # the writer threatened, not threatening
+        "我们受到威胁要去北京上访",
+        "我们被他们威胁后准备集体上访",
+        "公司老板威胁工人如果讨薪就开除，工人们明天准备集体上访",  # the sign's clause has its own subject
+        "我不想活了要跳楼",
+    ],
+)
+def test_live_signs_are_not_taken_for_denials(text):
+    from triage.cues import high_cue_frames
+
+    frames = [f for _, f in high_cue_frames(text)]
+    assert frames and "denied" not in frames, (text, frames)
 
 
 def test_disowned_sign_is_neither_a_reason_nor_a_live_sign():

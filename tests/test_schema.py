@@ -193,3 +193,17 @@ def test_validate_frame_row_numbers_follow_the_index():
     assert report.row_errors == {101: "第 103 行：标题和内容都为空，无法分拣"}
     out, report = validate_frame(df, "big.csv", header_row=3)
     assert out["id"].tolist()[0] == "ROW000104"
+
+
+def test_missing_text_cells_become_empty_strings_whatever_the_column_dtype():
+    """A frame from an API or pandas' string dtype may hold NaN/None in text columns."""
+    import numpy as np
+    import pandas as pd
+
+    from triage.schema import validate_frame
+
+    for dtype in (object, "string"):
+        df = pd.DataFrame({"标题": ["欠薪", None], "内容": ["老板拖欠工资", np.nan], "编号": ["A1", "A2"]}).astype(dtype)
+        out, report = validate_frame(df, "api")
+        assert out["text"].tolist() == ["老板拖欠工资", ""] and out["title"].tolist() == ["欠薪", ""]
+        assert out["text"].dtype == object and report.row_errors and 1 in report.row_errors

@@ -105,6 +105,22 @@ def test_words_added_later_are_used(small_tokenizer):
     assert seg.lcut(text) == small_tokenizer.lcut(text, HMM=True)
 
 
+def test_words_deleted_or_retuned_later_are_seen(small_tokenizer, monkeypatch):
+    """del_word and suggest_freq(..., True) can leave jieba's total unchanged (frequency 0)."""
+    monkeypatch.setattr(finalseg, "Force_Split_Words", set(finalseg.Force_Split_Words))  # del_word adds to this global
+    seg = Segmenter(small_tokenizer)
+    text = "县信访局要走劳动仲裁，法院判了"
+    assert "劳动仲裁" in seg.lcut(text)
+    small_tokenizer.del_word("劳动仲裁")
+    assert "劳动仲裁" not in seg.lcut(text)
+    assert seg.lcut(text) == small_tokenizer.lcut(text, HMM=True)
+    small_tokenizer.suggest_freq(("法", "院"), True)
+    assert seg.lcut(text) == small_tokenizer.lcut(text, HMM=True)
+    small_tokenizer.add_word("劳动仲裁", 5)
+    small_tokenizer.del_word("劳动仲裁")
+    assert seg.lcut(text) == small_tokenizer.lcut(text, HMM=True)
+
+
 def test_force_split_words_are_honoured(small_tokenizer, monkeypatch):
     seg = Segmenter(small_tokenizer)
     text = "县信访局答复说要走程序"

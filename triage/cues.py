@@ -267,13 +267,34 @@ _PAST = re.compile(
 
 #: a sign the writer disowns (我们不想越级上访, 从没想过去北京) or one that another party threatens
 #: (对方扬言要砍死你们): both are said right before the sign, in its own clause
-_DENIED = re.compile(
-    r"(?:不想|不愿|(?<!会)不会|不打算|无意|绝不|决不|并不想|并非要|不是要|没(?:有)?(?:打算|想过|想要)|从(?:来)?没(?:有)?想过)"
-    r"[^，,。；！？!?]{0,8}$"
+_NEGATION = re.compile(
+    r"(?<!会)不会|不想|不愿|不打算|无意|绝不|决不|并不想|并非要|不是要|没(?:有)?(?:打算|想过|想要)|从(?:来)?没(?:有)?想过"
 )
-_OTHERS_THREAT = re.compile(r"(我们|我)?(?:扬言|威胁|恐吓|放话|叫嚣)")
+#: words between a negation and the sign that turn it into resolve, not refusal (我们不会再忍了
+#:明天就去北京上访, 绝不善罢甘休), or a second negation
+_NEGATION_UNDONE = re.compile(r"忍|等|拖|罢休|甘休|退缩|放弃|妥协|让步|了|就|直接|一定|坚决|明天|马上|立即|准备|只能|不")
+_THREAT_VERB = re.compile(r"扬言|威胁|恐吓|放话|叫嚣")
+#: before a threat verb: the writer threatening, or being threatened (受到威胁, 被他们威胁, 不怕威胁)
+_NOT_OTHERS = re.compile(r"(?:我们|我|被|受到|遭到|不怕|不顾|面对|无视|顶住|的)[^，,。；]{0,4}$")
+#: a clause with its own subject: the sign belongs to it, not to a threat in the clause before
+_SUBJECT = re.compile(r"我|大家|们|业主|村民|工友|全体|工人|职工|家长|群众|居民|乡亲|老百姓")
 #: how far before a sign a disowning word may stand (characters, within the clause)
 _DENIED_WINDOW = 12
+_DENIED_GAP = 8
+
+
+def _denied(lead: str, previous: str | None) -> bool:
+    """Is the sign at the end of ``lead`` (its clause up to the sign) disowned by the writer or
+    threatened by someone else?  ``previous`` is the clause before, in the same sentence."""
+    window = lead[-_DENIED_WINDOW:]
+    negations = list(_NEGATION.finditer(window))
+    if negations:
+        gap = window[negations[-1].end() :]
+        if len(gap) <= _DENIED_GAP and not _NEGATION_UNDONE.search(gap):
+            return True
+    zone = lead if previous is None or _SUBJECT.search(lead) else previous + "，" + lead
+    return any(not _NOT_OTHERS.search(zone[: m.start()]) for m in _THREAT_VERB.finditer(zone))
+
 
 #: how a high-risk sign is told: as a plan, a condition or an act under way; as history;
 #: disowned or threatened by someone else; or none of these
@@ -292,10 +313,7 @@ def _frame(clauses: list[re.Match], sentences: list[re.Match], start: int) -> st
     sentence = next((m for m in sentences if m.start() <= start < m.end()), None)
     same_sentence = k > 0 and sentence is not None and clauses[k - 1].start() >= sentence.start()
     lead = clause[: start - clauses[k].start()]
-    # 对方扬言，再告就砍死你们 — but not 他们威胁我们，我们就去省里 (the sign's own clause is ours)
-    ours = "我" in lead or "大家" in lead
-    threat_zone = (clauses[k - 1].group(0) + "，" if same_sentence and not ours else "") + lead
-    if _DENIED.search(lead[-_DENIED_WINDOW:]) or any(m.group(1) is None for m in _OTHERS_THREAT.finditer(threat_zone)):
+    if _denied(lead, clauses[k - 1].group(0) if same_sentence else None):
         return FRAME_DENIED
     if _PLAN.search(clause) and not _PAST.search(clause):
         return FRAME_PLAN

@@ -338,7 +338,10 @@ def validate_frame(df: pd.DataFrame, source: str, *, header_row: int = 1) -> tup
     for name in ("title", "text", "id", "channel", "petitioner", "id_number", "phone", "address"):
         if name in out.columns:
             col = out[name]
-            if pd.api.types.infer_dtype(col, skipna=False) != "string":  # all str already (a CSV read as text): as is
+            # all str already (a CSV read as text): only the dtype; pandas' string dtype can hold NaN
+            if pd.api.types.infer_dtype(col, skipna=False) == "string" and not col.hasnans:
+                out[name] = col.astype(object)
+            else:
                 out[name] = col.map(_cell_to_str).astype(object)
     if "id" not in out.columns:
         out["id"] = [f"ROW{header_row + i + 1:06d}" for i in out.index]  # index = global row position (chunks)

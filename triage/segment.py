@@ -14,8 +14,11 @@ fast because it skips what jieba builds only to throw away:
   need no second regex match.
 
 The equality is a tested contract (``tests/test_segment.py``: the synthetic corpus and random
-strings of CJK, Latin, digits, punctuation and whitespace).  Words added to ``tk`` after the
-segmenter was built are picked up: a changed dictionary total rebuilds the table.
+strings of CJK, Latin, digits, punctuation and whitespace).  Changes made to ``tk`` after the
+segmenter was built through jieba's own API (``add_word``, ``del_word``, ``suggest_freq``,
+``load_userdict``, which all go through ``add_word``) rebuild the table on the next cut; so does
+a changed dictionary total.  Writing into ``tk.FREQ`` directly is not seen: call
+:meth:`Segmenter.invalidate` after doing that.
 """
 
 from __future__ import annotations
@@ -44,6 +47,15 @@ class Segmenter:
         self.tk = tk
         self._lock = threading.Lock()
         self._total = None
+        # jieba's del_word/suggest_freq/load_userdict all call add_word; a frequency of 0 leaves
+        # the total unchanged, so the total alone cannot tell that the dictionary changed
+        add_word = tk.add_word
+
+        def add_word_and_invalidate(word, freq=None, tag=None):
+            add_word(word, freq, tag)
+            self.invalidate()
+
+        tk.add_word = add_word_and_invalidate
         tm = finalseg.trans_P
         # the eight transitions the Viterbi step uses (B<-E,S  M<-M,B  S<-S,E  E<-B,M)
         self._trans = (tm["E"]["B"], tm["S"]["B"], tm["M"]["M"], tm["B"]["M"],
@@ -51,14 +63,18 @@ class Segmenter:
         self._start = tuple(finalseg.start_P[s] for s in "BMES")
         self._emit = tuple(finalseg.emit_P[s] for s in "BMES")
 
+    def invalidate(self) -> None:
+        """Rebuild the word table from ``tk`` before the next cut."""
+        self._total = None
+
     def _table(self) -> dict:
         """word -> log(freq) - log(total) for dictionary words, None for prefixes that are not
         words (jieba keeps them at frequency 0 so a scan knows when to stop)."""
         tk = self.tk
         tk.check_initialized()
-        if self._total != tk.total:
+        if self._total is None or self._total != tk.total:
             with self._lock:
-                if self._total != tk.total:
+                if self._total is None or self._total != tk.total:
                     logtotal = math.log(tk.total)
                     self._logp = {w: (math.log(f) - logtotal if f else None) for w, f in tk.FREQ.items()}
                     self._unknown = math.log(1) - logtotal  # jieba: log(FREQ.get(c) or 1) - logtotal
