@@ -339,7 +339,8 @@ def main(argv=None) -> int:
         return 0
 
     efficiency = machine_parallel_efficiency() if not a.scorer_only else float("nan")
-    print(f"本机并行效率（两个进程同时跑纯 Python 循环）：{efficiency:.2f}（1.00 为两个完整的核）", file=sys.stderr)
+    if not a.scorer_only:
+        print(f"本机并行效率（两个进程同时跑纯 Python 循环）：{efficiency:.2f}（1.00 为两个完整的核）", file=sys.stderr)
     results: dict[int, dict] = {}
     for jobs in a.jobs:
         out = workdir / f"scored_{a.rows}_j{jobs}.csv"
