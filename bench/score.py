@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -294,6 +295,57 @@ def ensure_model(model: str | None, workdir: Path) -> str:
     return str(registry.save_version(m, root=root, version="bench-model"))
 
 
+def _measure_once(a, model: str, src: Path, workdir: Path, env: dict, jobs: int, *, scorer_first: bool) -> dict | None:
+    """One measurement of the scorer and both baselines at ``jobs`` processes (None with
+    --scorer-only, which prints its own line)."""
+    out = workdir / f"scored_{a.rows}_j{jobs}.csv"
+    load0 = os.getloadavg()[0]
+
+    def scorer():
+        return run_measured([sys.executable, "-c", _SCORE_CHILD, model, str(src), str(out), str(jobs), str(a.chunksize)], env, a.sample_interval)
+
+    def baseline(how: str):
+        return run_measured([sys.executable, "-c", _JIEBA_CHILD, str(src), str(jobs), str(a.chunksize), how], env, a.sample_interval)
+
+    if a.scorer_only:
+        r, wall, rss = scorer()
+        assert r["rows"] == a.rows, r
+        print(
+            f"scorer only, {a.rows} rows, jobs={jobs}: {a.rows / r['seconds']:.0f} letters/s, {r['seconds']:.1f} s, "
+            f"peak memory (PSS, process tree) {rss:.0f} MiB (target < 1024), errors {r['errors']}"
+        )
+        out.unlink(missing_ok=True)
+        return None
+    if scorer_first:
+        (r, wall, rss), (j, _, jrss), (g, _, _) = scorer(), baseline("jieba"), baseline("segmenter")
+    else:
+        (j, _, jrss), (g, _, _), (r, wall, rss) = baseline("jieba"), baseline("segmenter"), scorer()
+    assert r["rows"] == a.rows == j["rows"] == g["rows"], (r, j, g)
+    x = {
+        "scorer_letters_per_s": r["rows"] / r["seconds"],
+        "scorer_seconds": r["seconds"],
+        "scorer_wall_s": wall,
+        "scorer_peak_rss_mib": rss,
+        # CPU time (user + system) of the scoring process and of its workers, during
+        # score_file: less sensitive than wall time to other work on the machine
+        "scorer_main_cpu_s": r["main_cpu_s"],
+        "scorer_workers_cpu_s": r["workers_cpu_s"],
+        "scorer_cpu_ms_per_letter": 1000 * (r["main_cpu_s"] + r["workers_cpu_s"]) / r["rows"],
+        "jieba_letters_per_s": j["rows"] / j["seconds"],
+        "jieba_peak_rss_mib": jrss,
+        "jieba_cpu_ms_per_letter": 1000 * (j["main_cpu_s"] + j["workers_cpu_s"]) / j["rows"],
+        "segmenter_letters_per_s": g["rows"] / g["seconds"],
+        "segmenter_cpu_ms_per_letter": 1000 * (g["main_cpu_s"] + g["workers_cpu_s"]) / g["rows"],
+        "errors": r["errors"],
+        "sampler_cpu_s": r["sampler_cpu_s"],
+        "load_before": load0,
+        "load_after": os.getloadavg()[0],
+    }
+    x["ratio"] = x["scorer_letters_per_s"] / x["jieba_letters_per_s"]
+    x["ratio_segmenter"] = x["scorer_letters_per_s"] / x["segmenter_letters_per_s"]
+    return x
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=100_000)
@@ -308,6 +360,13 @@ def main(argv=None) -> int:
         "--pipeline-only",
         action="store_true",
         help="replace the model by a constant suggestion: the scorer's own memory and overhead at large row counts, no jieba baseline",
+    )
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="measure each process count this many times, scorer and baselines in alternating order, and report medians "
+        "(a shared machine's speed drifts over minutes)",
     )
     ap.add_argument(
         "--scorer-only",
@@ -342,54 +401,32 @@ def main(argv=None) -> int:
     if not a.scorer_only:
         print(f"本机并行效率（两个进程同时跑纯 Python 循环）：{efficiency:.2f}（1.00 为两个完整的核）", file=sys.stderr)
     results: dict[int, dict] = {}
-    for jobs in a.jobs:
-        out = workdir / f"scored_{a.rows}_j{jobs}.csv"
-        load0 = os.getloadavg()[0]
-        r, wall, rss = run_measured([sys.executable, "-c", _SCORE_CHILD, model, str(src), str(out), str(jobs), str(a.chunksize)], env, a.sample_interval)
-        if a.scorer_only:
-            assert r["rows"] == a.rows, r
+    per_run: dict[int, list[dict]] = {}
+    for rep in range(max(1, a.repeat)):  # repeats outermost: drift spreads over every process count
+        for jobs in a.jobs:
+            x = _measure_once(a, model, src, workdir, env, jobs, scorer_first=rep % 2 == 0)
+            if x is None:  # --scorer-only
+                continue
+            per_run.setdefault(jobs, []).append(x)
             print(
-                f"scorer only, {a.rows} rows, jobs={jobs}: {a.rows / r['seconds']:.0f} letters/s, {r['seconds']:.1f} s, "
-                f"peak memory (PSS, process tree) {rss:.0f} MiB (target < 1024), errors {r['errors']}"
+                f"jobs={jobs}（第 {rep + 1} 次）: 分拣 {x['scorer_letters_per_s']:.0f} 件/秒（{x['scorer_seconds']:.1f} 秒，"
+                f"进程树峰值内存 {x['scorer_peak_rss_mib']:.0f} MiB，CPU {x['scorer_cpu_ms_per_letter']:.2f} 毫秒/件，"
+                f"其中主进程 {x['scorer_main_cpu_s']:.1f} 秒）；仅 jieba 分词 {x['jieba_letters_per_s']:.0f} 件/秒"
+                f"（CPU {x['jieba_cpu_ms_per_letter']:.2f} 毫秒/件）；比值 {x['ratio']:.2f}；"
+                f"本项目分词器 {x['segmenter_letters_per_s']:.0f} 件/秒，比值 {x['ratio_segmenter']:.2f}；"
+                f"负载 {x['load_before']:.1f}→{x['load_after']:.1f}",
+                file=sys.stderr,
             )
-            out.unlink(missing_ok=True)
-            continue
-        j, jwall, jrss = run_measured([sys.executable, "-c", _JIEBA_CHILD, str(src), str(jobs), str(a.chunksize), "jieba"], env, a.sample_interval)
-        g, _, _ = run_measured([sys.executable, "-c", _JIEBA_CHILD, str(src), str(jobs), str(a.chunksize), "segmenter"], env, a.sample_interval)
-        assert r["rows"] == a.rows == j["rows"] == g["rows"], (r, j, g)
-        results[jobs] = {
-            "scorer_letters_per_s": r["rows"] / r["seconds"],
-            "scorer_seconds": r["seconds"],
-            "scorer_wall_s": wall,
-            "scorer_peak_rss_mib": rss,
-            # CPU time (user + system) of the scoring process and of its workers, during
-            # score_file: less sensitive than wall time to other work on the machine
-            "scorer_main_cpu_s": r["main_cpu_s"],
-            "scorer_workers_cpu_s": r["workers_cpu_s"],
-            "scorer_cpu_ms_per_letter": 1000 * (r["main_cpu_s"] + r["workers_cpu_s"]) / r["rows"],
-            "jieba_letters_per_s": j["rows"] / j["seconds"],
-            "jieba_peak_rss_mib": jrss,
-            "jieba_cpu_ms_per_letter": 1000 * (j["main_cpu_s"] + j["workers_cpu_s"]) / j["rows"],
-            "segmenter_letters_per_s": g["rows"] / g["seconds"],
-            "segmenter_cpu_ms_per_letter": 1000 * (g["main_cpu_s"] + g["workers_cpu_s"]) / g["rows"],
-            "errors": r["errors"],
-            "sampler_cpu_s": r["sampler_cpu_s"],
-            "load_before": load0,
-            "load_after": os.getloadavg()[0],
-        }
-        x = results[jobs]
-        print(
-            f"jobs={jobs}: 分拣 {x['scorer_letters_per_s']:.0f} 件/秒（{x['scorer_seconds']:.1f} 秒，进程树峰值内存 {rss:.0f} MiB，"
-            f"CPU {x['scorer_cpu_ms_per_letter']:.2f} 毫秒/件，其中主进程 {r['main_cpu_s']:.1f} 秒）；"
-            f"仅 jieba 分词 {x['jieba_letters_per_s']:.0f} 件/秒（CPU {x['jieba_cpu_ms_per_letter']:.2f} 毫秒/件）；"
-            f"比值 {x['scorer_letters_per_s'] / x['jieba_letters_per_s']:.2f}；"
-            f"本项目分词器 {x['segmenter_letters_per_s']:.0f} 件/秒，比值 {x['scorer_letters_per_s'] / x['segmenter_letters_per_s']:.2f}；负载 {load0:.1f}→{x['load_after']:.1f}",
-            file=sys.stderr,
-        )
+    for jobs, runs in per_run.items():
+        results[jobs] = {k: float(statistics.median([r[k] for r in runs])) for k in runs[0]}
+        results[jobs]["ratios"] = [round(r["ratio"], 3) for r in runs]
 
     if a.scorer_only:
         return 0
-    print(f"\n# bench/score.py — {a.rows} letters, chunksize {a.chunksize}, model {Path(model).name}, {os.cpu_count()} CPUs")
+    print(
+        f"\n# bench/score.py — {a.rows} letters, chunksize {a.chunksize}, model {Path(model).name}, {os.cpu_count()} CPUs"
+        + (f", medians of {a.repeat} runs (ratios per run in the JSON)" if a.repeat > 1 else "")
+    )
     print(
         "| jobs | scorer letters/s | jieba letters/s | scorer/jieba (≥0.9) | segmenter letters/s | scorer/segmenter "
         "| scorer CPU ms/letter | jieba CPU ms/letter | segmenter CPU ms/letter | CPU ratio (jieba/scorer) "
@@ -399,8 +436,8 @@ def main(argv=None) -> int:
     for jobs, x in results.items():
         print(
             f"| {jobs} | {x['scorer_letters_per_s']:.0f} | {x['jieba_letters_per_s']:.0f} | "
-            f"{x['scorer_letters_per_s'] / x['jieba_letters_per_s']:.2f} | {x['segmenter_letters_per_s']:.0f} | "
-            f"{x['scorer_letters_per_s'] / x['segmenter_letters_per_s']:.2f} | {x['scorer_cpu_ms_per_letter']:.2f} | "
+            f"{x['ratio']:.2f} | {x['segmenter_letters_per_s']:.0f} | "
+            f"{x['ratio_segmenter']:.2f} | {x['scorer_cpu_ms_per_letter']:.2f} | "
             f"{x['jieba_cpu_ms_per_letter']:.2f} | {x['segmenter_cpu_ms_per_letter']:.2f} | "
             f"{x['jieba_cpu_ms_per_letter'] / x['scorer_cpu_ms_per_letter']:.2f} | "
             f"{x['scorer_peak_rss_mib']:.0f} | {x['load_before']:.1f}→{x['load_after']:.1f} |"
