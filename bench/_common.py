@@ -21,3 +21,12 @@ def require(path: Path, what: str) -> Path:
         )
         sys.exit(2)
     return path
+
+
+def jieba_only(text: str) -> list[str]:
+    """The benchmarks' baseline: jieba's own ``lcut(text, HMM=True)`` with the project's
+    dictionary (the project tokenizer's jieba.Tokenizer), whitespace dropped.  The scorer gets
+    the same words from triage.segment; this is what jieba alone costs."""
+    from triage.tokenize import tokenizer
+
+    return [w for w in tokenizer().lcut(text, HMM=True) if not w.isspace()]

@@ -97,13 +97,10 @@ import concurrent.futures as cf
 import pandas as pd
 from triage.normalize import normalize_text
 from triage.schema import letter_text
-from triage.tokenize import tokenize, tokenizer
+from triage.tokenize import tokenize
+from _common import jieba_only
 
 src, jobs, chunksize, how = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-
-def jieba_only(text):
-    return [w for w in tokenizer().lcut(text, HMM=True) if not w.isspace()]
-
 cut = jieba_only if how == "jieba" else tokenize
 
 def work(pairs):
@@ -383,7 +380,8 @@ def main(argv=None) -> int:
         make_letters(a.rows, a.seed, src, a.unique)
         print(f"生成 {a.rows} 封合成信：{time.perf_counter() - t:.1f} 秒 → {src}", file=sys.stderr)
     model = ensure_model(a.model, workdir)
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    # the repository (triage) and bench/ (_common, for the baselines) on the children's path
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "bench"), os.environ.get("PYTHONPATH", "")])}
 
     if a.pipeline_only:
         for jobs in a.jobs:
@@ -397,8 +395,9 @@ def main(argv=None) -> int:
             out.unlink(missing_ok=True)
         return 0
 
-    efficiency = machine_parallel_efficiency() if not a.scorer_only else float("nan")
+    efficiency = float("nan")  # not measured for the scorer alone, which prints no speed-up
     if not a.scorer_only:
+        efficiency = machine_parallel_efficiency()
         print(f"本机并行效率（两个进程同时跑纯 Python 循环）：{efficiency:.2f}（1.00 为两个完整的核）", file=sys.stderr)
     results: dict[int, dict] = {}
     per_run: dict[int, list[dict]] = {}
