@@ -190,6 +190,30 @@ def test_jobs_2_gives_the_same_output_as_jobs_1(tmp_path, model_dir):
     assert s.jobs == 2 and s.rows == 30
 
 
+def test_gc_freeze_during_a_run_is_undone_and_a_callers_freeze_is_left_alone(tmp_path, model_dir, monkeypatch):
+    import gc
+
+    src = tmp_path / "in.csv"
+    _input(6).to_csv(src, index=False)
+    seen = []
+    real = score_mod._process_chunk
+    monkeypatch.setattr(score_mod, "_process_chunk", lambda task: (seen.append(gc.get_freeze_count()), real(task))[1])
+    assert gc.get_freeze_count() == 0
+    _score(model_dir, src, tmp_path / "a.csv", chunksize=3)
+    assert seen and all(n > 0 for n in seen)  # the model sat out of the cyclic GC while scoring
+    assert gc.get_freeze_count() == 0  # and is back in it afterwards
+    keep = [object() for _ in range(3)]
+    gc.freeze()
+    try:
+        mine = gc.get_freeze_count()
+        _score(model_dir, src, tmp_path / "b.csv", chunksize=3)
+        # the caller's own freeze is neither added to nor undone (frozen objects that die leave it)
+        assert mine - 1000 < gc.get_freeze_count() <= mine
+    finally:
+        gc.unfreeze()
+    assert keep and (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+
+
 def test_model_batches_within_a_chunk_give_the_same_output(tmp_path, model_dir, monkeypatch):
     src = tmp_path / "in.csv"
     df = _input(30)

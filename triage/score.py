@@ -619,17 +619,21 @@ def score_file(
     if jobs == 1 or fork is not None:  # without fork, each worker loads its own (_init_worker)
         model_obj, _ = load_model(model_dir)
         _set_model(model_obj, version)
-    if jobs > 1:
-        if fork is not None:
-            # Workers forked now inherit the loaded, warmed-up model (and the tokenizer): no
-            # per-worker load, and its arrays stay shared between the processes.
-            _warm_up()
-            # Objects that exist now are left out of the cyclic GC, in the parent and the
-            # children: a collection writes to every object it visits, which would copy the
-            # shared pages (the model, the tokenizer's dictionary) into each worker.
+        # Score one letter now, so lookup tables and caches are built before the batch (and,
+        # with workers, before forking: they inherit the loaded, warmed-up model and the
+        # tokenizer, with no per-worker load, and its arrays stay shared between processes).
+        _warm_up()
+        # Objects that exist now (the model, the tokenizer's dictionary) are left out of the
+        # cyclic GC for the run: a full collection visits every tracked object, which costs
+        # about 5% of a single process's time, and in forked workers each visit would also
+        # copy the shared pages into the worker.
+        # (Not when the caller froze objects itself: unfreezing at the end would undo that.)
+        if gc.get_freeze_count() == 0:
             gc.collect()
             gc.freeze()
             frozen = True
+    if jobs > 1:
+        if fork is not None:
             pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=fork)
         else:
             pool = cf.ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(str(model_dir),))
