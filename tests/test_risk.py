@@ -126,3 +126,35 @@ def test_sign_told_as_history_needs_a_sure_model():
     live = assess(row, classes, "如果再不解决，我们就集体上访。")
     assert "集体行动" in past.reasons and "集体行动" in live.reasons
     assert past.level == "中" and live.level == "高"
+
+
+def test_assess_many_is_assess_letter_by_letter():
+    from triage.risk import assess_many
+
+    texts = [
+        "请求解决拖欠工资问题",
+        "再不解决我们就去北京上访",
+        "去年我们曾经集体上访过一次",
+        "我们不想越级上访，只求尽快处理",
+        "全村五十多户的土地补偿款被截留",
+        "",
+    ]
+    rng = np.random.default_rng(3)
+    for classes in (["中", "低", "高"], ["低", "中"]):
+        proba = rng.dirichlet(np.ones(len(classes)), size=len(texts))
+        people = [1, 1, 1, 8, 50, 6]
+        recurrence = [1, 2, 1, 1, 3, 1]
+        channels = ["来信", "网上", "来访", "来访", "来信", "来访"]
+        for custom in (None, {"high": 0.3, "high_without_cue": 0.4, "medium": 0.2}):
+            many = assess_many(proba, classes, texts, people, recurrence, channels, custom)
+            one = [
+                assess(proba[i], classes, texts[i], num_people=people[i], recurrence=recurrence[i], channel=channels[i], thresholds=custom)
+                for i in range(len(texts))
+            ]
+            assert many == one
+            # each letter's own score, reasons and level, not its neighbour's
+            for i, a in enumerate(many):
+                assert a.score == round(float(risk_score(proba[i : i + 1], classes)[0]), 4)
+                assert a.reasons == reasons_for(texts[i], people[i], recurrence[i], channels[i])
+    with pytest.raises(ValueError):
+        assess_many(np.array([[0.5, 0.5]]), ["低", "中"], ["x"], [1], [1], [""], {"high": 2})

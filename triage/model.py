@@ -224,13 +224,10 @@ class TriageModel(BaseEstimator):
             people = docs["num_people"].tolist()
             recurrence = docs["recurrence"].tolist()
             p_risk = proba["risk"]
-            level, score, reasons = [], [], []
-            for i in range(n):
-                a = risk_mod.assess(
-                    p_risk[i], classes, texts[i], num_people=people[i], recurrence=recurrence[i], channel=channels[i], thresholds=self.risk_thresholds
-                )
-                level.append(a.level), score.append(a.score), reasons.append("|".join(a.reasons))
-            cols["risk"], cols["risk_score"], cols["risk_reasons"] = level, score, reasons
+            assessed = risk_mod.assess_many(p_risk, classes, texts, people, recurrence, channels, self.risk_thresholds)
+            cols["risk"] = [a.level for a in assessed]
+            cols["risk_score"] = [a.score for a in assessed]
+            cols["risk_reasons"] = ["|".join(a.reasons) for a in assessed]
         evidence_col, alternatives_col, review_col = [], [], []
         heads = list(proba)
         for i in range(n):

@@ -67,7 +67,11 @@ def level_for(
     letters for one false one on our hand-labelled real tuning letters, and one true 高 on the
     synthetic holdout.)
     """
-    t = thresholds(custom)
+    return _level(p_high, p_medium_or_high, has_high_cue, planned, thresholds(custom))
+
+
+def _level(p_high: float, p_medium_or_high: float, has_high_cue: bool, planned: bool, t: dict) -> str:
+    """:func:`level_for` with the thresholds already checked."""
     if p_high >= (t["high"] if has_high_cue else max(t["high"], t["high_without_cue"])):
         return "高"
     if planned and p_medium_or_high >= t["medium"]:
@@ -99,19 +103,29 @@ def assess(
     channel: str = "",
     thresholds: dict | None = None,
 ) -> RiskAssessment:
-    proba_row = np.asarray(proba_row, dtype=float)
+    """Score, level and reasons of one letter (see :func:`assess_many`)."""
+    return assess_many(np.asarray(proba_row, dtype=float)[None, :], classes, [text], [num_people], [recurrence], [channel], thresholds)[0]
+
+
+def assess_many(proba, classes, texts, num_people, recurrence, channels, custom_thresholds: dict | None = None) -> list[RiskAssessment]:
+    """:class:`RiskAssessment` of each letter: the risk head's probabilities ``proba`` (one row
+    per letter, columns in ``classes`` order), its text, number of people, recurrence in the batch
+    and channel.  The score is :func:`risk_score`; the level :func:`level_for`, where a high-risk
+    sign counts when it is live (not told as history, not disowned) or a collective visit is
+    under way; the reasons :func:`reasons_for`."""
+    proba = np.asarray(proba, dtype=float)
     classes = [str(c) for c in classes]
-    p = {c: float(proba_row[i]) for i, c in enumerate(classes)}
-    score = float(risk_score(proba_row[None, :], classes)[0])
-    reasons = reasons_for(text, num_people, recurrence, channel)
-    frames = [f for _, f in high_cue_frames(text)]
-    collective_visit = num_people >= COLLECTIVE_VISIT_PEOPLE and channel == "来访"  # under way: they are here
-    live = collective_visit or any(f not in (FRAME_PAST, FRAME_DENIED) for f in frames)
-    level = level_for(
-        p.get("高", 0.0),
-        p.get("高", 0.0) + p.get("中", 0.0),
-        live,
-        thresholds,
-        planned=FRAME_PLAN in frames,
-    )
-    return RiskAssessment(round(score, 4), level, reasons)
+    t = thresholds(custom_thresholds)
+    scores = [round(float(v), 4) for v in risk_score(proba, classes)]
+    zeros = [0.0] * len(texts)
+    p_high = proba[:, classes.index("高")].tolist() if "高" in classes else zeros
+    p_medium = proba[:, classes.index("中")].tolist() if "中" in classes else zeros
+    out = []
+    for i, text in enumerate(texts):
+        people, channel = num_people[i], channels[i]
+        frames = [f for _, f in high_cue_frames(text)]
+        collective_visit = people >= COLLECTIVE_VISIT_PEOPLE and channel == "来访"  # under way: they are here
+        live = collective_visit or any(f not in (FRAME_PAST, FRAME_DENIED) for f in frames)
+        level = _level(p_high[i], p_high[i] + p_medium[i], live, FRAME_PLAN in frames, t)
+        out.append(RiskAssessment(scores[i], level, reasons_for(text, people, recurrence[i], channel)))
+    return out
