@@ -83,10 +83,14 @@ def place_term(term: str, normalized: str, taken) -> tuple[int, int] | None:
     """
     if not term:
         return None
+    size = len(term)
     start = normalized.find(term)
     while start >= 0:
-        end = start + len(term)
-        if all(end <= s or start >= e for s, e, *_ in taken):
+        end = start + size
+        for span in taken:
+            if end > span[0] and start < span[1]:
+                break
+        else:
             return start, end
         start = normalized.find(term, start + 1)
     return None
