@@ -38,11 +38,16 @@ def _random_text(rng: random.Random, length: int, words: list[str]) -> str:
 
 
 def _assert_same(seg: Segmenter, tk: jieba.Tokenizer, texts) -> int:
-    n = 0
-    for text in texts:
-        assert seg.lcut(text) == tk.lcut(text, HMM=True), text
-        n += 1
-    return n
+    """One text at a time (``lcut``) and all at once (``lcut_many``, the numpy route)."""
+    texts = list(texts)
+    want = [tk.lcut(text, HMM=True) for text in texts]
+    for text, words in zip(texts, want):
+        assert seg.lcut(text) == words, text
+    many = seg.lcut_many(texts)
+    assert len(many) == len(texts)
+    for text, got, words in zip(texts, many, want):
+        assert got == words, text
+    return len(texts)
 
 
 def test_same_words_as_jieba_on_the_corpus():
@@ -83,6 +88,25 @@ def test_same_words_with_a_small_dictionary(small_tokenizer):
 def test_route_ties_go_to_the_longer_first_word(small_tokenizer):
     assert small_tokenizer.lcut("甲乙丙") == ["甲乙", "丙"]
     assert Segmenter(small_tokenizer).lcut("甲乙丙") == ["甲乙", "丙"]
+    assert Segmenter(small_tokenizer).lcut_many(["甲乙丙", "丙甲乙丙甲", "甲乙丙"]) == [small_tokenizer.lcut(t) for t in ("甲乙丙", "丙甲乙丙甲", "甲乙丙")]
+
+
+def test_words_longer_than_the_numpy_keys_are_found():
+    """Words of five or more characters are extended from a four-character prefix, as jieba does."""
+    tk = tokenizer()
+    long_words = [w for w, f in tk.FREQ.items() if f and len(w) >= 5][::40][:200]
+    assert max(map(len, long_words)) >= 7
+    rng = random.Random(5)
+    texts = ["".join(rng.choice(long_words + list("的了，。在和是")) for _ in range(rng.randint(1, 12))) for _ in range(300)]
+    texts += ["".join(long_words)]  # one long block, word after word
+    many = segmenter().lcut_many(texts)
+    assert sum(len(w) >= 5 for words in many for w in words) > 300
+    assert _assert_same(segmenter(), tk, texts) == 301
+
+
+def test_lcut_many_of_nothing():
+    assert segmenter().lcut_many([]) == []
+    assert segmenter().lcut_many(["", "。", " "]) == [[], ["。"], [" "]]
 
 
 def test_viterbi_as_jieba_where_its_scores_tie():
@@ -100,9 +124,11 @@ def test_words_added_later_are_used(small_tokenizer):
     seg = Segmenter(small_tokenizer)
     text = "县信访局答复说要走劳动人事争议仲裁程序"
     assert "争议仲裁" not in seg.lcut(text)
+    assert seg.lcut_many([text]) == [seg.lcut(text)]  # the numpy tables are built now
     small_tokenizer.add_word("争议仲裁", 1000)
     assert "争议仲裁" in seg.lcut(text)
     assert seg.lcut(text) == small_tokenizer.lcut(text, HMM=True)
+    assert seg.lcut_many([text]) == [small_tokenizer.lcut(text, HMM=True)]  # and rebuilt
 
 
 def test_words_deleted_or_retuned_later_are_seen(small_tokenizer, monkeypatch):
@@ -111,14 +137,18 @@ def test_words_deleted_or_retuned_later_are_seen(small_tokenizer, monkeypatch):
     seg = Segmenter(small_tokenizer)
     text = "县信访局要走劳动仲裁，法院判了"
     assert "劳动仲裁" in seg.lcut(text)
+    assert "劳动仲裁" in seg.lcut_many([text])[0]
     small_tokenizer.del_word("劳动仲裁")
     assert "劳动仲裁" not in seg.lcut(text)
     assert seg.lcut(text) == small_tokenizer.lcut(text, HMM=True)
+    assert seg.lcut_many([text]) == [small_tokenizer.lcut(text, HMM=True)]
     small_tokenizer.suggest_freq(("法", "院"), True)
     assert seg.lcut(text) == small_tokenizer.lcut(text, HMM=True)
+    assert seg.lcut_many([text]) == [small_tokenizer.lcut(text, HMM=True)]
     small_tokenizer.add_word("劳动仲裁", 5)
     small_tokenizer.del_word("劳动仲裁")
     assert seg.lcut(text) == small_tokenizer.lcut(text, HMM=True)
+    assert seg.lcut_many([text]) == [small_tokenizer.lcut(text, HMM=True)]
 
 
 def test_force_split_words_are_honoured(small_tokenizer, monkeypatch):
@@ -129,3 +159,4 @@ def test_force_split_words_are_honoured(small_tokenizer, monkeypatch):
     monkeypatch.setattr(finalseg, "Force_Split_Words", {found[0]})
     assert found[0] not in seg.lcut(text)
     assert seg.lcut(text) == small_tokenizer.lcut(text, HMM=True)
+    assert seg.lcut_many([text]) == [small_tokenizer.lcut(text, HMM=True)]

@@ -76,11 +76,9 @@ def tokenize_spans(texts) -> tuple[list[str], "np.ndarray", "np.ndarray", "np.nd
     span in its own text, and the number of words per text.  Same segmentation as
     :func:`tokenize`; the offsets and the whitespace filter are computed in numpy.
     """
-    seg = segmenter()
     pieces: list[str] = []
     n_pieces: list[int] = []
-    for text in texts:
-        cut = seg.lcut(text) if text else []
+    for cut in segmenter().lcut_many(list(texts)):
         pieces.extend(cut)
         n_pieces.append(len(cut))
     n = len(pieces)
