@@ -182,14 +182,14 @@ class Segmenter:
             elif part:
                 out.extend(x for x in _RE_HMM_SKIP.split(part) if x)
 
-    def _block(self, s: str, logp: dict, out: list[str], nxt: list[int] | None = None) -> None:
-        """``Tokenizer.__cut_DAG``: follow the route (``nxt``, or :meth:`_route`'s); runs of
-        single characters that do not form a dictionary word go through the HMM."""
+    def _block(self, s: str, logp: dict, out: list[str], nxt: list[int] | None = None, off: int = 0) -> None:
+        """``Tokenizer.__cut_DAG``: follow the route (``nxt[off:]``, or :meth:`_route`'s); runs
+        of single characters that do not form a dictionary word go through the HMM."""
         if nxt is None:
             nxt = self._route(s, logp)
         x, n, buf = 0, len(s), ""
         while x < n:
-            y = nxt[x] + 1
+            y = nxt[off + x] + 1
             if y - x == 1:
                 buf += s[x]
             else:
@@ -234,17 +234,15 @@ class Segmenter:
         logp = self._table()
         arrays = self._route_arrays()
         pieces = [_RE_BLOCK.split(t) if t else [] for t in texts]
-        if arrays is None:
-            blocks_route = None
-        else:
-            blocks = [b for ps in pieces for b in ps[1::2]]
-            blocks_route = iter(arrays.routes(blocks, logp, self._unknown))
+        route, starts = (None, None) if arrays is None else arrays.routes([b for ps in pieces for b in ps[1::2]], logp, self._unknown)
         out_all = []
+        b = 0
         for ps in pieces:
             out: list[str] = []
             for k, block in enumerate(ps):
                 if k % 2:
-                    self._block(block, logp, out, None if blocks_route is None else next(blocks_route))
+                    self._block(block, logp, out, route, starts[b] if route is not None else 0)
+                    b += 1
                 elif block:
                     for j, piece in enumerate(_RE_SPACE.split(block)):
                         if j % 2:
@@ -283,15 +281,15 @@ class _RouteArrays:
     word) as :meth:`Segmenter._route`.
     """
 
-    def __init__(self, char_id, keys, logps, known):
+    def __init__(self, char_id, keys, logps):
         self.char_id = char_id  # code point -> 1-based id, 0 for a character in no dictionary entry
-        self.keys = keys  # per length 1..4: sorted uint64 keys
-        self.logps = logps  # per length: log-probability, nan for a prefix-only entry
-        self.known = known  # frozenset of the characters with an id (for the code table's range)
+        self.keys = keys  # per length 1..4: the entries' uint64 keys, as a hashed pandas Index
+        self.logps = logps  # per length, in the keys' order: log-probability, nan for a prefix-only entry
 
     @classmethod
     def build(cls, logp: dict) -> "_RouteArrays | None":
         import numpy as np
+        import pandas as pd
 
         chars = sorted({c for w in logp for c in w})
         if len(chars) >= 1 << 16 or not chars or ord(chars[-1]) > 0x10FFFF:
@@ -308,20 +306,20 @@ class _RouteArrays:
                 for j in range(n):
                     key = (key << np.uint64(16)) | ids[:, j]
                 lp = np.fromiter((np.nan if logp[w] is None else logp[w] for w in words), dtype=np.float64, count=len(words))
-                order = np.argsort(key, kind="stable")
-                keys.append(key[order])
-                logps.append(lp[order])
+                keys.append(pd.Index(key))  # distinct: the keys are exact
+                logps.append(lp)
             else:
-                keys.append(np.zeros(0, dtype=np.uint64))
+                keys.append(pd.Index(np.zeros(0, dtype=np.uint64)))
                 logps.append(np.zeros(0, dtype=np.float64))
-        return cls(char_id, keys, logps, frozenset(chars))
+        return cls(char_id, keys, logps)
 
-    def routes(self, blocks: list[str], logp: dict, unknown: float) -> list[list[int]]:
-        """For each block, :meth:`Segmenter._route` of it."""
+    def routes(self, blocks: list[str], logp: dict, unknown: float) -> tuple[list[int], list[int]]:
+        """:meth:`Segmenter._route` of every block, in one flat list, and where each block's
+        route starts in it (``route[starts[b] + x]`` is block ``b``'s ``_route(...)[x]``)."""
         import numpy as np
 
         if not blocks:
-            return []
+            return [], []
         lengths = np.fromiter(map(len, blocks), dtype=np.int64, count=len(blocks))
         joined = "\x00".join(blocks) + "\x00"  # no dictionary entry holds U+0000
         codes = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
@@ -330,79 +328,71 @@ class _RouteArrays:
         starts = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]])  # each block's first position
         is_char = np.ones(total, dtype=bool)
         is_char[starts + lengths] = False  # the separators
-        # edges: (position, length, log-probability) of every dictionary word starting there
-        e_pos, e_len, e_lp = [], [], []
+        # each position's words as columns: column n-1 holds the entry of length n (n <= 4), -inf
+        # when s[p:p+n] is not a word; longer words follow in columns 4.. by length
+        lp_at = np.full((total, _KEY_CHARS), -np.inf)
         key = np.zeros(total, dtype=np.uint64)
-        alive = is_char.copy()  # positions whose prefix of length n-1 is an entry
-        long_from = np.zeros(0, dtype=np.int64)
+        pos = np.flatnonzero(is_char)  # positions whose prefix of length n-1 is an entry
         for n in range(1, _KEY_CHARS + 1):
-            pos = np.flatnonzero(alive)
             if n > 1:
-                nxt_id = np.zeros(len(pos), dtype=np.uint64)
                 inside = pos + n - 1 < total
-                nxt_id[inside] = ids[pos[inside] + n - 1]
-                key[pos] = (key[pos] << np.uint64(16)) | nxt_id
+                pos = pos[inside]
+                key[pos] = (key[pos] << np.uint64(16)) | ids[pos + n - 1]
             else:
                 key[pos] = ids[pos]
-            table = self.keys[n - 1]
-            k = key[pos]
-            at = np.minimum(np.searchsorted(table, k), max(len(table) - 1, 0))
-            found = table[at] == k if len(table) else np.zeros(len(pos), dtype=bool)
-            lp = self.logps[n - 1][at]
-            word = found & ~np.isnan(lp)
-            e_pos.append(pos[word])
-            e_len.append(np.full(int(word.sum()), n, dtype=np.int64))
-            e_lp.append(lp[word])
-            alive[:] = False
-            alive[pos[found]] = True
-            if n == _KEY_CHARS:
-                long_from = pos[found]
+            at = self.keys[n - 1].get_indexer(key[pos])  # -1: not an entry
+            found = at >= 0
+            pos, at = pos[found], at[found]
+            lp_at[pos, n - 1] = self.logps[n - 1][at]  # nan: a prefix only
+        lp_at[np.isnan(lp_at)] = -np.inf
         # longer words: extend as jieba does, from positions whose 4-character prefix exists
-        lp_pos, lp_len, lp_val = [], [], []
+        long_pos, long_len, long_lp = [], [], []
         get = logp.get
         missing = _MISSING
-        for p in long_from.tolist():
+        for p in pos.tolist():
             i = p + _KEY_CHARS
             while i < total:
                 v = get(joined[p : i + 1], missing)
                 if v is missing:
                     break
                 if v is not None:
-                    lp_pos.append(p), lp_len.append(i + 1 - p), lp_val.append(v)
+                    long_pos.append(p), long_len.append(i + 1 - p), long_lp.append(v)
                 i += 1
-        e_pos.append(np.asarray(lp_pos, dtype=np.int64))
-        e_len.append(np.asarray(lp_len, dtype=np.int64))
-        e_lp.append(np.asarray(lp_val, dtype=np.float64))
-        pos = np.concatenate(e_pos)
-        ln = np.concatenate(e_len)
-        lpv = np.concatenate(e_lp)
-        # a position with no word: one step at jieba's log(1) - log(total)
-        has = np.zeros(total, dtype=bool)
-        has[pos] = True
-        bare = np.flatnonzero(is_char & ~has)
-        pos = np.concatenate([pos, bare])
-        ln = np.concatenate([ln, np.ones(len(bare), dtype=np.int64)])
-        lpv = np.concatenate([lpv, np.full(len(bare), unknown)])
-        # solve backwards by distance to the block's end: d = 1 first
-        block_end = np.repeat(starts + lengths, lengths + 1)
-        dist = block_end[pos] - pos
-        order = np.lexsort((ln, pos, dist))
-        pos, ln, lpv, dist = pos[order], ln[order], lpv[order], dist[order]
-        bounds = np.searchsorted(dist, np.arange(1, int(lengths.max()) + 2))
-        score = np.zeros(total + 1, dtype=np.float64)
+        # columns as (length, log-probabilities) pairs, shortest first: n = 1..4, then each rank of
+        # longer words a position has (its first longer word, its second, ...)
+        cols = [(np.full(total, n, dtype=np.int64) if n > 1 else None, np.ascontiguousarray(lp_at[:, n - 1])) for n in range(1, _KEY_CHARS + 1)]
+        if long_pos:
+            lp_pos = np.asarray(long_pos, dtype=np.int64)
+            first = np.r_[0, np.flatnonzero(lp_pos[1:] != lp_pos[:-1]) + 1]
+            rank = np.arange(len(lp_pos)) - np.repeat(first, np.diff(np.r_[first, len(lp_pos)]))
+            long_len, long_lp = np.asarray(long_len, dtype=np.int64), np.asarray(long_lp, dtype=np.float64)
+            for r in range(int(rank.max()) + 1):
+                n_col, lp_col = np.ones(total, dtype=np.int64), np.full(total, -np.inf)
+                n_col[lp_pos[rank == r]], lp_col[lp_pos[rank == r]] = long_len[rank == r], long_lp[rank == r]
+                cols.append((n_col, lp_col))
+        # a position with no word at all: one character at jieba's log(1) - log(total)
+        bare = np.isneginf(lp_at).all(axis=1) & is_char
+        if long_pos:
+            bare[lp_pos] = False
+        cols[0][1][bare] = unknown
+        # solve backwards by distance d to the block's end: the blocks at least d long, longest
+        # first, have their position at distance d at (end - d); a word's end is then solved
+        by_len = np.argsort(-lengths, kind="stable")
+        ends = (starts + lengths)[by_len]
+        desc = lengths[by_len]
+        alive = np.searchsorted(-desc, -np.arange(1, int(desc[0]) + 1), side="right")  # blocks with length >= d
+        score = np.zeros(total + _KEY_CHARS + 1, dtype=np.float64)  # room past the end for a missing word's end
         nxt = np.zeros(total, dtype=np.int64)
-        for d in range(len(bounds) - 1):
-            lo, hi = bounds[d], bounds[d + 1]
-            if lo == hi:
-                continue
-            p, n = pos[lo:hi], ln[lo:hi]
-            v = lpv[lo:hi] + score[p + n]
-            first = np.flatnonzero(np.r_[True, p[1:] != p[:-1]])
-            best = np.maximum.reduceat(v, first)
-            seg = np.repeat(np.arange(len(first)), np.diff(np.r_[first, len(p)]))
-            longest = np.maximum.reduceat(np.where(v == best[seg], n, 0), first)  # ties: the longer word
-            at = p[first]
-            score[at] = best
-            nxt[at] = at + longest - 1
-        rel = (nxt - np.repeat(starts, lengths + 1)).tolist()
-        return [rel[a : a + b] for a, b in zip(starts.tolist(), lengths.tolist())]
+        for d in range(1, len(alive) + 1):
+            p = ends[: alive[d - 1]] - d
+            best = cols[0][1][p] + score[p + 1]
+            take = np.ones(len(p), dtype=np.int64)
+            for n_col, lp_col in cols[1:]:
+                n = n_col[p]
+                v = lp_col[p] + score[np.minimum(p + n, total)]  # -inf where no word: any end will do
+                longer = v >= best  # ties: the longer word (columns go from short to long)
+                best = np.where(longer, v, best)
+                take = np.where(longer, n, take)
+            score[p] = best
+            nxt[p] = p + take - 1
+        return (nxt - np.repeat(starts, lengths + 1)).tolist(), starts.tolist()
