@@ -367,7 +367,7 @@ class _RouteArrays:
     """
 
     def __init__(self, char_id, keys, logps):
-        self.char_id = char_id  # code point -> 1-based id, 0 for a character in no dictionary entry
+        self.char_id = char_id  # code point -> 1-based id (uint16), 0 for a character in no dictionary entry
         self.keys = keys  # per length 1..4: the entries' uint64 keys, as a hashed pandas Index
         self.logps = logps  # per length, in the keys' order: log-probability, nan for a prefix-only entry
 
@@ -376,26 +376,27 @@ class _RouteArrays:
         import numpy as np
         import pandas as pd
 
-        chars = sorted({c for w in logp for c in w})
-        if len(chars) >= 1 << 16 or not chars or ord(chars[-1]) > 0x10FFFF:
+        words = list(logp)
+        if not words:
+            return None
+        lengths = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
+        lp = pd.Series(list(logp.values()), dtype=np.float64).to_numpy()  # None (a prefix only) -> nan
+        codes = np.frombuffer("".join(words).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        alphabet = np.unique(codes)
+        if len(alphabet) >= 1 << 16:
             return None  # ids would not fit 16 bits: the plain route
-        char_id = np.zeros(0x110000, dtype=np.uint64)
-        char_id[np.fromiter(map(ord, chars), dtype=np.int64, count=len(chars))] = np.arange(1, len(chars) + 1, dtype=np.uint64)
+        char_id = np.zeros(0x110000, dtype=np.uint16)
+        char_id[alphabet] = np.arange(1, len(alphabet) + 1, dtype=np.uint16)
+        ids = char_id[codes].astype(np.uint64)
+        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         keys, logps = [], []
         for n in range(1, _KEY_CHARS + 1):
-            words = [w for w in logp if len(w) == n]
-            if words:
-                codes = np.frombuffer("".join(words).encode("utf-32-le"), dtype=np.uint32).reshape(len(words), n)
-                ids = char_id[codes]
-                key = np.zeros(len(words), dtype=np.uint64)
-                for j in range(n):
-                    key = (key << np.uint64(16)) | ids[:, j]
-                lp = np.fromiter((np.nan if logp[w] is None else logp[w] for w in words), dtype=np.float64, count=len(words))
-                keys.append(pd.Index(key))  # distinct: the keys are exact
-                logps.append(lp)
-            else:
-                keys.append(pd.Index(np.zeros(0, dtype=np.uint64)))
-                logps.append(np.zeros(0, dtype=np.float64))
+            sel = np.flatnonzero(lengths == n)
+            key = np.zeros(len(sel), dtype=np.uint64)
+            for j in range(n):
+                key = (key << np.uint64(16)) | ids[offsets[sel] + j]
+            keys.append(pd.Index(key))  # distinct: the keys are exact
+            logps.append(lp[sel])
         return cls(char_id, keys, logps)
 
     def routes(self, blocks: list[str], logp: dict, unknown: float) -> tuple[list[int], list[int]]:
@@ -408,28 +409,29 @@ class _RouteArrays:
         lengths = np.fromiter(map(len, blocks), dtype=np.int64, count=len(blocks))
         joined = "\x00".join(blocks) + "\x00"  # no dictionary entry holds U+0000
         codes = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-        ids = self.char_id[codes]
+        ids = self.char_id[codes].astype(np.uint64)
         total = len(codes)
         starts = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]])  # each block's first position
         is_char = np.ones(total, dtype=bool)
         is_char[starts + lengths] = False  # the separators
-        # each position's words as columns: column n-1 holds the entry of length n (n <= 4), -inf
-        # when s[p:p+n] is not a word; longer words follow in columns 4.. by length
-        lp_at = np.full((total, _KEY_CHARS), -np.inf)
+        # each position's words by length: lp_of[n - 1][p] is the log-probability of the word
+        # s[p:p+n] (n <= 4), -inf when that is not a word
+        lp_of = []
         key = np.zeros(total, dtype=np.uint64)
         pos = np.flatnonzero(is_char)  # positions whose prefix of length n-1 is an entry
         for n in range(1, _KEY_CHARS + 1):
             if n > 1:
-                inside = pos + n - 1 < total
-                pos = pos[inside]
+                pos = pos[pos + n - 1 < total]
                 key[pos] = (key[pos] << np.uint64(16)) | ids[pos + n - 1]
             else:
                 key[pos] = ids[pos]
             at = self.keys[n - 1].get_indexer(key[pos])  # -1: not an entry
             found = at >= 0
             pos, at = pos[found], at[found]
-            lp_at[pos, n - 1] = self.logps[n - 1][at]  # nan: a prefix only
-        lp_at[np.isnan(lp_at)] = -np.inf
+            col = np.full(total, -np.inf)
+            col[pos] = self.logps[n - 1][at]
+            col[np.isnan(col)] = -np.inf  # nan: a prefix only
+            lp_of.append(col)
         # longer words: extend as jieba does, from positions whose 4-character prefix exists
         long_pos, long_len, long_lp = [], [], []
         get = logp.get
@@ -443,39 +445,46 @@ class _RouteArrays:
                 if v is not None:
                     long_pos.append(p), long_len.append(i + 1 - p), long_lp.append(v)
                 i += 1
-        # columns as (length, log-probabilities) pairs, shortest first: n = 1..4, then each rank of
-        # longer words a position has (its first longer word, its second, ...)
-        cols = [(np.full(total, n, dtype=np.int64) if n > 1 else None, np.ascontiguousarray(lp_at[:, n - 1])) for n in range(1, _KEY_CHARS + 1)]
+        # a position with no word at all: one character at jieba's log(1) - log(total)
+        bare = is_char.copy()
+        for col in lp_of:
+            bare &= np.isneginf(col)
+        # longer words as further (lengths, log-probabilities) columns, by rank at their position
+        # (its shortest longer word first): length 1 and -inf where a position has none
+        long_cols = []
         if long_pos:
             lp_pos = np.asarray(long_pos, dtype=np.int64)
+            bare[lp_pos] = False
             first = np.r_[0, np.flatnonzero(lp_pos[1:] != lp_pos[:-1]) + 1]
             rank = np.arange(len(lp_pos)) - np.repeat(first, np.diff(np.r_[first, len(lp_pos)]))
             long_len, long_lp = np.asarray(long_len, dtype=np.int64), np.asarray(long_lp, dtype=np.float64)
             for r in range(int(rank.max()) + 1):
                 n_col, lp_col = np.ones(total, dtype=np.int64), np.full(total, -np.inf)
                 n_col[lp_pos[rank == r]], lp_col[lp_pos[rank == r]] = long_len[rank == r], long_lp[rank == r]
-                cols.append((n_col, lp_col))
-        # a position with no word at all: one character at jieba's log(1) - log(total)
-        bare = np.isneginf(lp_at).all(axis=1) & is_char
-        if long_pos:
-            bare[lp_pos] = False
-        cols[0][1][bare] = unknown
+                long_cols.append((n_col, lp_col))
+        lp_of[0][bare] = unknown
         # solve backwards by distance d to the block's end: the blocks at least d long, longest
-        # first, have their position at distance d at (end - d); a word's end is then solved
+        # first, have their position at distance d at (end - d); a word's end is then solved.
+        # Each length is tried from short to long, and a tie goes to the longer word.
         by_len = np.argsort(-lengths, kind="stable")
         ends = (starts + lengths)[by_len]
         desc = lengths[by_len]
         alive = np.searchsorted(-desc, -np.arange(1, int(desc[0]) + 1), side="right")  # blocks with length >= d
-        score = np.zeros(total + _KEY_CHARS + 1, dtype=np.float64)  # room past the end for a missing word's end
+        score = np.zeros(total + _KEY_CHARS + 1, dtype=np.float64)  # a non-word may end past the last separator
         nxt = np.zeros(total, dtype=np.int64)
         for d in range(1, len(alive) + 1):
             p = ends[: alive[d - 1]] - d
-            best = cols[0][1][p] + score[p + 1]
+            best = lp_of[0][p] + score[p + 1]
             take = np.ones(len(p), dtype=np.int64)
-            for n_col, lp_col in cols[1:]:
+            for n in range(2, _KEY_CHARS + 1):
+                v = lp_of[n - 1][p] + score[p + n]  # -inf where not a word
+                longer = v >= best
+                best = np.where(longer, v, best)
+                take[longer] = n
+            for n_col, lp_col in long_cols:
                 n = n_col[p]
-                v = lp_col[p] + score[np.minimum(p + n, total)]  # -inf where no word: any end will do
-                longer = v >= best  # ties: the longer word (columns go from short to long)
+                v = lp_col[p] + score[p + n]
+                longer = v >= best
                 best = np.where(longer, v, best)
                 take = np.where(longer, n, take)
             score[p] = best
