@@ -269,6 +269,27 @@ def test_empty_file_is_a_schema_error_and_exit_2(tmp_path, model_dir, capsys):
     assert not (tmp_path / "o.csv").exists()
 
 
+def test_with_workers_the_input_is_read_beside_the_model_load_and_its_error_comes_first(tmp_path, model_dir, monkeypatch):
+    """jobs > 1: the first pass runs in a process of its own while the model loads; an unusable
+    input is still reported (before a model error), and a model error when the input is fine."""
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    with pytest.raises(SchemaError, match="文件为空"):
+        _score(model_dir, empty, tmp_path / "o.csv", jobs=2)
+
+    def broken(*a, **k):
+        raise RuntimeError("模型坏了")
+
+    monkeypatch.setattr(score_mod, "_load_and_warm_up", broken)
+    with pytest.raises(SchemaError, match="文件为空"):
+        _score(model_dir, empty, tmp_path / "o.csv", jobs=2)
+    src = tmp_path / "in.csv"
+    _input(5).to_csv(src, index=False)
+    with pytest.raises(RuntimeError, match="模型坏了"):
+        _score(model_dir, src, tmp_path / "o.csv", jobs=2)
+    assert not (tmp_path / "o.csv").exists()
+
+
 def test_header_only_gives_empty_output_and_exit_0(tmp_path, model_dir, capsys):
     src = tmp_path / "h.csv"
     src.write_text("编号,标题,内容\n", encoding="utf-8")

@@ -265,6 +265,18 @@ def _fork_context():
         return None
 
 
+def _load_and_warm_up(model_dir, version: str) -> None:
+    """Load the model for in-process scoring or for forked workers, and score one letter, so
+    lookup tables and caches are built before the batch (and, with workers, before forking:
+    they inherit the loaded, warmed-up model and the tokenizer, with no per-worker load, and its
+    arrays stay shared between the processes)."""
+    from triage.registry import load_model
+
+    model_obj, _ = load_model(model_dir)
+    _set_model(model_obj, version)
+    _warm_up()
+
+
 def _warm_up() -> None:
     """Score one tiny letter, so lookup tables and caches are built once, before forking."""
     try:
@@ -573,8 +585,23 @@ def score_file(
     version = str(manifest["version"])
     summary = ScoreSummary(input=str(src), output=str(out), model_version=version, jobs=jobs)
 
-    # Pass 1: rows and batch-wide recurrence (also rejects an unusable file early).
-    n_rows, recurrence, encoding = _first_pass(str(src), chunksize=chunksize, sheet=sheet)
+    # Pass 1: rows and batch-wide recurrence (also rejects an unusable file early).  With
+    # forked workers, a process of its own reads the file while this one loads the model and
+    # warms it up: both take a second or so per 100,000 letters, and the workers wait for both.
+    fork = _fork_context() if jobs > 1 else None
+    if fork is not None:
+        with cf.ProcessPoolExecutor(max_workers=1, mp_context=fork) as reader:
+            first = reader.submit(_first_pass, str(src), chunksize=chunksize, sheet=sheet)
+            try:
+                _load_and_warm_up(model_dir, version)
+                model_error = None
+            except Exception as exc:  # noqa: BLE001 - an unusable input is reported first
+                model_error = exc
+            n_rows, recurrence, encoding = first.result()
+        if model_error is not None:
+            raise model_error
+    else:
+        n_rows, recurrence, encoding = _first_pass(str(src), chunksize=chunksize, sheet=sheet)
     # A small batch is cut finer so that parallel workers finish together (at least 16 chunks
     # up to `chunksize` rows each, none under MIN_CHUNK rows).  Depends on the file only, so a
     # resumed run cuts the same chunks whatever --jobs it is given.
@@ -615,14 +642,9 @@ def score_file(
 
     pool = None
     frozen = False
-    fork = _fork_context() if jobs > 1 else None
-    if jobs == 1 or fork is not None:  # without fork, each worker loads its own (_init_worker)
-        model_obj, _ = load_model(model_dir)
-        _set_model(model_obj, version)
-        # Score one letter now, so lookup tables and caches are built before the batch (and,
-        # with workers, before forking: they inherit the loaded, warmed-up model and the
-        # tokenizer, with no per-worker load, and its arrays stay shared between processes).
-        _warm_up()
+    if jobs == 1:  # (forked workers' model is loaded above; without fork, each worker loads its own)
+        _load_and_warm_up(model_dir, version)
+    if jobs == 1 or fork is not None:
         # Objects that exist now (the model, the tokenizer's dictionary) are left out of the
         # cyclic GC for the run: a full collection visits every tracked object, which costs
         # about 5% of a single process's time, and in forked workers each visit would also
