@@ -104,6 +104,21 @@ def test_words_longer_than_the_numpy_keys_are_found():
     assert _assert_same(segmenter(), tk, texts) == 301
 
 
+def test_long_blocks_take_the_one_block_route_with_the_same_words(monkeypatch):
+    import triage.segment as segment_mod
+
+    rng = random.Random(8)
+    words = [w for w, f in list(tokenizer().FREQ.items())[:: 991] if f][:300]
+    long_run = "".join(rng.choice(words) for _ in range(400))  # one block well over _LONG_BLOCK
+    assert len(long_run) > segment_mod._LONG_BLOCK
+    texts = [long_run, "短句。" + long_run + "，结尾", "县信访局"]
+    assert _assert_same(segmenter(), tokenizer(), texts) == 3
+    # and with many blocks on each side of the line, mixed within letters
+    monkeypatch.setattr(segment_mod, "_LONG_BLOCK", 6)
+    mixed = [_random_text(rng, rng.randint(1, 80), words) for _ in range(300)]
+    assert _assert_same(segmenter(), tokenizer(), mixed) == 300
+
+
 def test_lcut_many_of_nothing():
     assert segmenter().lcut_many([]) == []
     assert segmenter().lcut_many(["", "。", " "]) == [[], ["。"], [" "]]

@@ -300,7 +300,11 @@ class Segmenter:
         logp = self._table()
         arrays = self._route_arrays()
         pieces = [_RE_BLOCK.split(t) if t else [] for t in texts]
-        route, starts = (None, None) if arrays is None else arrays.routes([b for ps in pieces for b in ps[1::2]], logp, self._unknown)
+        # the numpy solve takes one step per character of the longest block: a block longer
+        # than _LONG_BLOCK (a letter without punctuation) takes the one-block route instead
+        route, starts = [], []
+        if arrays is not None:
+            route, starts = arrays.routes([b for ps in pieces for b in ps[1::2] if len(b) <= _LONG_BLOCK], logp, self._unknown)
         out_all = []
         later: list[str] = []  # runs for the HMM, solved together below
         b = 0
@@ -308,8 +312,11 @@ class Segmenter:
             out: list = []
             for k, block in enumerate(ps):
                 if k % 2:
-                    self._block(block, logp, out, route, starts[b] if route is not None else 0, later)
-                    b += 1
+                    if arrays is None or len(block) > _LONG_BLOCK:
+                        self._block(block, logp, out, None, 0, later)
+                    else:
+                        self._block(block, logp, out, route, starts[b], later)
+                        b += 1
                 elif block:
                     for j, piece in enumerate(_RE_SPACE.split(block)):
                         if j % 2:
@@ -347,6 +354,8 @@ class Segmenter:
 
 
 _MISSING = object()
+#: blocks longer than this (characters) are routed one by one (see Segmenter.lcut_many)
+_LONG_BLOCK = 300
 
 #: dictionary words up to this length are looked up in numpy (four 16-bit character ids make
 #: one exact 64-bit key); longer ones, where a 4-character prefix exists, the way jieba does
