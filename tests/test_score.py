@@ -288,6 +288,32 @@ def test_with_workers_the_input_is_read_beside_the_model_load_and_its_error_come
     with pytest.raises(RuntimeError, match="模型坏了"):
         _score(model_dir, src, tmp_path / "o.csv", jobs=2)
     assert not (tmp_path / "o.csv").exists()
+    # the other checks come before a model error too, as with one process
+    out = tmp_path / "r.csv"
+    parts_dir(out).mkdir()
+    (parts_dir(out) / "manifest.json").write_text(json.dumps({"format": 1, "input": "other.csv"}), encoding="utf-8")
+    for jobs in (1, 2):
+        with pytest.raises(ResumeError, match="不符"):
+            _score(model_dir, src, out, resume=True, jobs=jobs)
+
+
+_REAL_FIRST_PASS = score_mod._first_pass
+_TEST_PID = os.getpid()
+
+
+def _first_pass_dies_in_a_child(*a, **k):  # module level: the pool pickles it by name
+    if os.getpid() != _TEST_PID:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _REAL_FIRST_PASS(*a, **k)
+
+
+def test_a_reader_process_that_dies_is_replaced_by_reading_in_process(tmp_path, model_dir, monkeypatch):
+    monkeypatch.setattr(score_mod, "_first_pass", _first_pass_dies_in_a_child)
+    monkeypatch.setattr(sys.modules[__name__], "_TEST_PID", os.getpid())
+    src = tmp_path / "in.csv"
+    _input(8).to_csv(src, index=False)
+    s = _score(model_dir, src, tmp_path / "o.csv", jobs=2)
+    assert s.rows == 8 and s.errors == 0 and len(_read_csv(tmp_path / "o.csv")) == 8
 
 
 def test_header_only_gives_empty_output_and_exit_0(tmp_path, model_dir, capsys):

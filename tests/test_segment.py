@@ -119,6 +119,26 @@ def test_long_blocks_take_the_one_block_route_with_the_same_words(monkeypatch):
     assert _assert_same(segmenter(), tokenizer(), mixed) == 300
 
 
+def test_a_dictionary_word_with_the_batch_separator_keeps_blocks_apart(small_tokenizer):
+    """The batch joins blocks with U+0000; a dictionary entry holding it turns the numpy route off."""
+    small_tokenizer.add_word("乙丙\x00丁", 1000)
+    seg = Segmenter(small_tokenizer)
+    texts = ["甲乙丙。丁", "甲乙丙", "丁甲乙丙。"]
+    assert seg.lcut_many(texts) == [small_tokenizer.lcut(t, HMM=True) for t in texts]
+
+
+def test_long_unknown_runs_are_tagged_one_by_one_with_the_same_tags():
+    import triage.segment as segment_mod
+
+    seg = segmenter()
+    rng = random.Random(4)
+    long_run = "".join(rng.choice(_RARE_HAN[6:]) for _ in range(segment_mod._LONG_BLOCK + 50))
+    runs = [long_run, "丄丅", long_run[:7]]
+    want = ["".join(finalseg.viterbi(r, "BMES", finalseg.start_P, finalseg.trans_P, finalseg.emit_P)[1]) for r in runs]
+    assert seg._viterbi_many(runs) == want
+    assert _assert_same(seg, tokenizer(), ["一" + long_run + "。信访", long_run]) == 2
+
+
 def test_lcut_many_of_nothing():
     assert segmenter().lcut_many([]) == []
     assert segmenter().lcut_many(["", "。", " "]) == [[], ["。"], [" "]]

@@ -588,20 +588,25 @@ def score_file(
     # Pass 1: rows and batch-wide recurrence (also rejects an unusable file early).  With
     # forked workers, a process of its own reads the file while this one loads the model and
     # warms it up: both take a second or so per 100,000 letters, and the workers wait for both.
+    # A model error is raised where one process would have loaded the model (below), so the
+    # input's own errors and the other checks come first whatever --jobs is.
     fork = _fork_context() if jobs > 1 else None
+    model_error: Exception | None = None
+    first_pass = None
     if fork is not None:
         with cf.ProcessPoolExecutor(max_workers=1, mp_context=fork) as reader:
             first = reader.submit(_first_pass, str(src), chunksize=chunksize, sheet=sheet)
             try:
                 _load_and_warm_up(model_dir, version)
-                model_error = None
-            except Exception as exc:  # noqa: BLE001 - an unusable input is reported first
+            except Exception as exc:  # noqa: BLE001 - raised after the input's checks, below
                 model_error = exc
-            n_rows, recurrence, encoding = first.result()
-        if model_error is not None:
-            raise model_error
-    else:
-        n_rows, recurrence, encoding = _first_pass(str(src), chunksize=chunksize, sheet=sheet)
+            try:
+                first_pass = first.result()
+            except cf.process.BrokenProcessPool:
+                first_pass = None  # the reader died (killed, or an error that cannot cross): read here
+    if first_pass is None:
+        first_pass = _first_pass(str(src), chunksize=chunksize, sheet=sheet)
+    n_rows, recurrence, encoding = first_pass
     # A small batch is cut finer so that parallel workers finish together (at least 16 chunks
     # up to `chunksize` rows each, none under MIN_CHUNK rows).  Depends on the file only, so a
     # resumed run cuts the same chunks whatever --jobs it is given.
@@ -642,6 +647,8 @@ def score_file(
 
     pool = None
     frozen = False
+    if model_error is not None:
+        raise model_error
     if jobs == 1:  # (forked workers' model is loaded above; without fork, each worker loads its own)
         _load_and_warm_up(model_dir, version)
     if jobs == 1 or fork is not None:

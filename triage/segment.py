@@ -194,6 +194,9 @@ class Segmenter:
 
         if not runs:
             return []
+        if any(len(r) > _LONG_BLOCK for r in runs):  # one numpy step per character of the longest run
+            short = iter(self._viterbi_many([r for r in runs if len(r) <= _LONG_BLOCK]))
+            return ["".join(self._viterbi(r)) if len(r) > _LONG_BLOCK else next(short) for r in runs]
         lengths = np.fromiter(map(len, runs), dtype=np.int64, count=len(runs))
         codes = np.frombuffer("".join(runs).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
         uniq, inv = np.unique(codes, return_inverse=True)
@@ -354,7 +357,8 @@ class Segmenter:
 
 
 _MISSING = object()
-#: blocks longer than this (characters) are routed one by one (see Segmenter.lcut_many)
+#: blocks longer than this (characters) are routed one by one, and HMM runs longer than this
+#: tagged one by one (see Segmenter.lcut_many)
 _LONG_BLOCK = 300
 
 #: dictionary words up to this length are looked up in numpy (four 16-bit character ids make
@@ -392,8 +396,8 @@ class _RouteArrays:
         lp = pd.Series(list(logp.values()), dtype=np.float64).to_numpy()  # None (a prefix only) -> nan
         codes = np.frombuffer("".join(words).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
         alphabet = np.unique(codes)
-        if len(alphabet) >= 1 << 16:
-            return None  # ids would not fit 16 bits: the plain route
+        if len(alphabet) >= 1 << 16 or (len(alphabet) and alphabet[0] == 0):
+            return None  # ids would not fit 16 bits, or an entry holds the blocks' separator U+0000: the plain route
         char_id = np.zeros(0x110000, dtype=np.uint16)
         char_id[alphabet] = np.arange(1, len(alphabet) + 1, dtype=np.uint16)
         ids = char_id[codes].astype(np.uint64)
