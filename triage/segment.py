@@ -14,7 +14,7 @@ fast because it skips what jieba builds only to throw away:
   need no second regex match.
 
 ``Segmenter.lcut_many(texts)`` cuts a batch (what the scorer does), with the same words in
-about two thirds of the time: the route through the word graph of all the batch's blocks is
+about half the time of ``lcut`` one text at a time: the route through the word graph of all the batch's blocks is
 solved at once in numpy (:class:`_RouteArrays`), and so are the HMM's tags for all the runs the
 dictionary does not cover (:meth:`Segmenter._viterbi_many`).
 
@@ -295,11 +295,11 @@ class Segmenter:
                         out.extend(piece)
         return out
 
-
     # -- many texts at once -------------------------------------------------------------------
     def lcut_many(self, texts) -> list[list[str]]:
         """``[self.lcut(t) for t in texts]``, with the dictionary route of all the texts'
-        blocks computed at once in numpy (:class:`_RouteArrays`); the same words."""
+        blocks (:class:`_RouteArrays`) and the HMM tags of all their unknown runs
+        (:meth:`_viterbi_many`) computed at once in numpy; the same words."""
         logp = self._table()
         arrays = self._route_arrays()
         pieces = [_RE_BLOCK.split(t) if t else [] for t in texts]
@@ -370,7 +370,7 @@ class _RouteArrays:
     """jieba's maximum-probability route for many blocks at once.
 
     The dictionary (every entry of ``tk.FREQ`` up to four characters, words and the prefixes
-    jieba keeps at frequency 0) becomes sorted exact 64-bit keys, one table per length, with
+    jieba keeps at frequency 0) becomes exact 64-bit keys in a hashed index, one per length, with
     ``log(freq) - log(total)``.  The blocks are joined with a separator no word contains, the
     words that start at each position are found with one lookup per length (longer words, where
     a four-character prefix exists, by extending in Python as jieba does), and the route is
