@@ -20,6 +20,17 @@ _RARE_HAN = "\u9fd6\u9fe0\u9fff\u3400\u4dbf\U00020000" + "丄丅丏両丣丩丮�
 _OTHER = "abcXYZ0123456789+#&._%-  \t\r\n，。！？；：“”（）《》、·～…ａｂ１２😀@/"
 
 
+@pytest.fixture(autouse=True)
+def _numpy_paths_for_any_batch(monkeypatch):
+    """Batches here are small: lower the size below which lcut_many cuts one by one, so every
+    lcut_many call below goes through the numpy route and the batched HMM
+    (test_small_batches_take_the_one_by_one_path checks the defaults)."""
+    import triage.segment as segment_mod
+
+    monkeypatch.setattr(segment_mod, "_MIN_BATCH_CHARS", 0)
+    monkeypatch.setattr(segment_mod, "_MIN_BATCH_RUNS", 0)
+
+
 def _random_text(rng: random.Random, length: int, words: list[str]) -> str:
     parts = []
     while sum(map(len, parts)) < length:
@@ -137,6 +148,23 @@ def test_long_unknown_runs_are_tagged_one_by_one_with_the_same_tags():
     want = ["".join(finalseg.viterbi(r, "BMES", finalseg.start_P, finalseg.trans_P, finalseg.emit_P)[1]) for r in runs]
     assert seg._viterbi_many(runs) == want
     assert _assert_same(seg, tokenizer(), ["一" + long_run + "。信访", long_run]) == 2
+
+
+def test_small_batches_take_the_one_by_one_path_with_the_same_words(monkeypatch):
+    import triage.segment as segment_mod
+
+    monkeypatch.setattr(segment_mod, "_MIN_BATCH_CHARS", 3000)
+    monkeypatch.setattr(segment_mod, "_MIN_BATCH_RUNS", 80)
+    seg = Segmenter(tokenizer())
+    routes = []
+    real = segment_mod._RouteArrays.routes
+    monkeypatch.setattr(segment_mod._RouteArrays, "routes", lambda self, *a: routes.append(len(a[0])) or real(self, *a))
+    texts = generate(n=40, seed=12)
+    letters = [f"{t}\n{b}" for t, b in zip(texts["title"], texts["text"])]
+    assert _assert_same(seg, tokenizer(), letters[:1]) == 1  # one letter: no numpy solve
+    assert routes == []
+    assert _assert_same(seg, tokenizer(), letters) == 40  # forty: one solve for the batch
+    assert len(routes) == 1
 
 
 def test_lcut_many_of_nothing():
