@@ -289,12 +289,8 @@ class Segmenter:
                 continue
             if k % 2:
                 self._block(block, logp, out)
-            else:  # between blocks: whitespace runs kept whole, anything else one character each
-                for j, piece in enumerate(_RE_SPACE.split(block)):
-                    if j % 2:
-                        out.append(piece)
-                    else:
-                        out.extend(piece)
+            else:
+                _between(block, out)
         return out
 
     # -- many texts at once -------------------------------------------------------------------
@@ -323,11 +319,7 @@ class Segmenter:
                         self._block(block, logp, out, route, starts[b], later)
                         b += 1
                 elif block:
-                    for j, piece in enumerate(_RE_SPACE.split(block)):
-                        if j % 2:
-                            out.append(piece)
-                        else:
-                            out.extend(piece)
+                    _between(block, out)
             out_all.append(out)
         if not later:
             return out_all
@@ -356,6 +348,15 @@ class Segmenter:
                 if self._arrays is None:
                     self._arrays = _RouteArrays.build(logp) or False
         return self._arrays or None
+
+
+def _between(text: str, out: list) -> None:
+    """What lies between blocks: whitespace runs kept whole, anything else one character each."""
+    for j, piece in enumerate(_RE_SPACE.split(text)):
+        if j % 2:
+            out.append(piece)
+        else:
+            out.extend(piece)
 
 
 _MISSING = object()
