@@ -82,7 +82,12 @@ def _level(p_high: float, p_medium_or_high: float, has_high_cue: bool, planned: 
 def reasons_for(text: str, num_people: float = 1, recurrence: float = 1, channel: str = "") -> tuple[str, ...]:
     """Risk reasons found in the text and the metadata.  A high-risk sign the writer disowns or
     that someone else threatens (:data:`triage.cues.FRAME_DENIED`) is not a reason."""
-    denied = {h for h, f in high_cue_frames(text) if f == FRAME_DENIED}
+    return _reasons(text, high_cue_frames(text), num_people, recurrence, channel)
+
+
+def _reasons(text: str, frames, num_people: float, recurrence: float, channel: str) -> tuple[str, ...]:
+    """:func:`reasons_for`, given the text's :func:`~triage.cues.high_cue_frames`."""
+    denied = {h for h, f in frames if f == FRAME_DENIED}
     found = {h.group for h in find_cues(text, "risk") if h not in denied}
     if num_people >= COLLECTIVE_VISIT_PEOPLE:
         found.add("群体利益")
@@ -123,9 +128,10 @@ def assess_many(proba, classes, texts, num_people, recurrence, channels, custom_
     out = []
     for i, text in enumerate(texts):
         people, channel = num_people[i], channels[i]
-        frames = [f for _, f in high_cue_frames(text)]
+        hits = high_cue_frames(text)
+        frames = [f for _, f in hits]
         collective_visit = people >= COLLECTIVE_VISIT_PEOPLE and channel == "来访"  # under way: they are here
         live = collective_visit or any(f not in (FRAME_PAST, FRAME_DENIED) for f in frames)
         level = _level(p_high[i], p_high[i] + p_medium[i], live, FRAME_PLAN in frames, t)
-        out.append(RiskAssessment(scores[i], level, reasons_for(text, people, recurrence[i], channel)))
+        out.append(RiskAssessment(scores[i], level, _reasons(text, hits, people, recurrence[i], channel)))
     return out
