@@ -214,6 +214,31 @@ def test_gc_freeze_during_a_run_is_undone_and_a_callers_freeze_is_left_alone(tmp
     assert keep and (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
 
 
+def test_freed_memory_is_kept_while_scoring_and_released_after_even_on_error(tmp_path, model_dir, monkeypatch):
+    from triage import heap
+
+    calls = []
+    monkeypatch.setattr(heap, "keep_freed_memory", lambda: calls.append("keep") or True)
+    monkeypatch.setattr(heap, "release_freed_memory", lambda: calls.append("release") or True)
+    src = tmp_path / "in.csv"
+    _input(6).to_csv(src, index=False)
+    seen = []
+    real = score_mod._process_chunk
+    monkeypatch.setattr(score_mod, "_process_chunk", lambda task: (seen.append((heap._depth, list(calls))), real(task))[1])
+    _score(model_dir, src, tmp_path / "a.csv", chunksize=3)
+    assert seen and all(d == 1 and c == ["keep"] for d, c in seen)  # every chunk ran with the heap kept
+    assert calls == ["keep", "release"] and heap._depth == 0
+
+    def broken(task):
+        raise OSError("磁盘已满")
+
+    calls.clear()
+    monkeypatch.setattr(score_mod, "_process_chunk", broken)
+    with pytest.raises(OSError):
+        _score(model_dir, src, tmp_path / "b.csv", chunksize=3)
+    assert calls == ["keep", "release"] and heap._depth == 0
+
+
 def test_model_batches_within_a_chunk_give_the_same_output(tmp_path, model_dir, monkeypatch):
     src = tmp_path / "in.csv"
     df = _input(30)

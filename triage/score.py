@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from triage import schema
+from triage.heap import batch_heap, keep_freed_memory
 from triage.io import CSV_SUFFIXES, XLSX_SUFFIXES, atomic_write, guard_formula, iter_table
 from triage.model import recurrence_keys
 from triage.normalize import mask_field, mask_pii
@@ -246,6 +247,7 @@ def _init_worker(model_dir: str) -> None:
     global _MODEL, _MODEL_VERSION
     from triage.registry import load_model
 
+    keep_freed_memory()  # a spawned worker does not inherit the parent's heap settings
     _MODEL, manifest = load_model(model_dir)
     _MODEL_VERSION = str(manifest["version"])
 
@@ -685,6 +687,10 @@ def score_file(
             for fut in done:
                 finish(*fut.result())
 
+    # Freed arrays stay in the heap for the next chunk instead of being faulted in again (see
+    # triage.heap); the workers, forked at the first submit, inherit the setting.
+    heap = batch_heap()
+    heap.__enter__()
     try:
         for k, table in enumerate(iter_table(str(src), chunksize=chunksize, sheet=sheet, encoding=encoding)):
             n_chunks = k + 1
@@ -727,6 +733,7 @@ def score_file(
             pool.shutdown(wait=True, cancel_futures=True)
         if frozen:
             gc.unfreeze()
+        heap.__exit__(None, None, None)
 
     assert columns is not None  # iter_table yields at least one (possibly empty) chunk
     missing = [k for k in range(n_chunks) if not _part_done(directory, k)]
