@@ -26,6 +26,23 @@ def test_init_only_stores_params_and_clone():
 def test_unfitted_raises():
     with pytest.raises(NotFittedError):
         TriageModel().predict(pd.DataFrame({"text": ["你好"]}))
+    with pytest.raises(NotFittedError):
+        TriageModel().prepare()
+
+
+def test_prepare_builds_the_tokenizer_tables_through_the_backend(monkeypatch):
+    from triage import tokenize as tokenize_mod
+
+    m, _ = small_model()
+    seg = tokenize_mod.segmenter()
+    monkeypatch.setattr(seg, "_arrays", None)
+    assert m.prepare() is m
+    assert seg._arrays
+    # a whitespace-tokenised featurizer has no tables to build
+    monkeypatch.setattr(seg, "_arrays", None)
+    monkeypatch.setattr(m.backend_.featurizer_, "tokenizer", "whitespace")
+    m.prepare()
+    assert seg._arrays is None
 
 
 def test_fit_returns_self_and_classes():

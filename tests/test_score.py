@@ -239,6 +239,15 @@ def test_freed_memory_is_kept_while_scoring_and_released_after_even_on_error(tmp
     assert calls == ["keep", "release"] and heap._depth == 0
 
 
+def test_warm_up_builds_the_segmenter_tables_so_forked_workers_share_them(model_dir, monkeypatch):
+    from triage import tokenize as tokenize_mod
+
+    seg = tokenize_mod.segmenter()
+    monkeypatch.setattr(seg, "_arrays", None)
+    score_mod._load_and_warm_up(model_dir, "test-v1")
+    assert seg._arrays  # built in the parent, before any worker is forked
+
+
 def test_model_batches_within_a_chunk_give_the_same_output(tmp_path, model_dir, monkeypatch):
     src = tmp_path / "in.csv"
     df = _input(30)

@@ -167,6 +167,21 @@ def test_small_batches_take_the_one_by_one_path_with_the_same_words(monkeypatch)
     assert len(routes) == 1
 
 
+def test_prepare_builds_the_batch_tables_before_any_batch(small_tokenizer, monkeypatch):
+    import triage.segment as segment_mod
+
+    monkeypatch.setattr(segment_mod, "_MIN_BATCH_CHARS", 3000)  # one letter alone would not build them
+    seg = Segmenter(small_tokenizer)
+    seg.lcut_many(["信访局"])
+    assert seg._arrays is None
+    seg.prepare()
+    built = seg._arrays
+    assert built  # a _RouteArrays
+    text = "劳动仲裁的事向信访局反映，" * 300  # a batch large enough to use them: no rebuild
+    assert seg.lcut_many([text]) == [small_tokenizer.lcut(text, HMM=True)]
+    assert seg._arrays is built
+
+
 def test_lcut_many_of_nothing():
     assert segmenter().lcut_many([]) == []
     assert segmenter().lcut_many(["", "。", " "]) == [[], ["。"], [" "]]

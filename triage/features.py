@@ -21,6 +21,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.utils.validation import check_is_fitted
 
 from .cues import find_cues, legal_groups, risk_groups
+from .tokenize import prepare as prepare_tokenizer
 from .tokenize import tokenize, tokenize_spans, tokenize_with_offsets
 
 #: Columns a featurizer reads from a letters frame; only ``text`` is required.
@@ -173,6 +174,11 @@ class TextFeaturizer(TransformerMixin, BaseEstimator):
                 vec.fixed_vocabulary_ = True
             cache = self._cache = (word, char)
         return cache
+
+    def prepare(self) -> None:
+        """Build the tokenizer's lookup tables now (the jieba tokenizer's; whitespace has none)."""
+        if self.tokenizer == "jieba":
+            prepare_tokenizer()
 
     def transform(self, X, tokens: list[list[str]] | None = None, word_hits: list | None = None):
         """Features for letters.

@@ -176,6 +176,12 @@ class TriageModel(BaseEstimator):
         return self
 
     # ------------------------------------------------------------------------------------
+    def prepare(self) -> "TriageModel":
+        """Build the backend's lookup tables now (see :meth:`Backend.prepare`)."""
+        check_is_fitted(self, "backend_")
+        self.backend_.prepare()
+        return self
+
     def predict_proba(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         check_is_fitted(self, "backend_")
         return self.backend_.predict_proba(prepare_docs(frame))

@@ -280,8 +280,11 @@ def _load_and_warm_up(model_dir, version: str) -> None:
 
 
 def _warm_up() -> None:
-    """Score one tiny letter, so lookup tables and caches are built once, before forking."""
+    """Build the model's lookup tables and score one tiny letter, so tables and caches are built
+    once, before forking (one letter alone is too small a batch to build the segmenter's)."""
     try:
+        if hasattr(_MODEL, "prepare"):
+            _MODEL.prepare()
         _MODEL.predict(pd.DataFrame({"title": ["预热"], "text": ["来信反映问题"], "recurrence": [1.0]}), version=_MODEL_VERSION)
     except Exception:  # noqa: BLE001 - a model that fails here reports its error on the real rows
         pass

@@ -53,6 +53,11 @@ def segmenter() -> Segmenter:
     return _segmenter
 
 
+def prepare() -> None:
+    """Load the dictionary and build the segmenter's tables now (see :meth:`Segmenter.prepare`)."""
+    segmenter().prepare()
+
+
 def tokenize(text: str) -> list[str]:
     """Segment ``text`` into words (jieba precise mode, HMM on), dropping whitespace tokens."""
     if not text:

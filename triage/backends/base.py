@@ -45,6 +45,10 @@ class Backend(BaseEstimator, ABC):
     def explain(self, docs, labels: Mapping[str, Sequence[str]], k: int = 5) -> dict[str, list[list[Evidence]]]:
         """head -> per letter, up to ``k`` spans of the text that pushed towards ``labels[head][i]``."""
 
+    def prepare(self) -> None:
+        """Build lookup tables and caches now, before a batch: a scorer calls this before it
+        forks its workers, so they share what it builds.  Nothing to do by default."""
+
     @abstractmethod
     def save(self, directory: str | Path) -> Path:
         """Write the fitted backend into ``directory``; return the model file's path."""

@@ -142,6 +142,10 @@ class TfidfLinearBackend(Backend):
         self.classes_ = {h: m.classes_ for h, m in self.heads_.items()}
         return self
 
+    def prepare(self) -> None:
+        check_is_fitted(self, "heads_")
+        self.featurizer_.prepare()
+
     def _features(self, docs):
         check_is_fitted(self, "heads_")
         return self.featurizer_.transform(as_docs(docs))
