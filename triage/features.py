@@ -368,7 +368,9 @@ class _NgramIndex:
 
     Every unit that occurs in some vocabulary term gets an id 1..K; any other unit is 0, and an
     n-gram containing a 0 cannot be in the vocabulary.  An n-gram's key is its ids written in
-    base K+1, so looking up all n-grams of a batch of letters is one ``searchsorted`` per n.
+    base K+1, so looking up all n-grams of a batch of letters is one lookup per n: a direct table
+    where the key space is small, else a hashed ``pandas.Index`` of the keys (about six times
+    faster than a binary search of the sorted keys, and the same columns).
     """
 
     def __init__(self, ids: dict[str, int], tables: dict[int, tuple[np.ndarray, np.ndarray]], base: int, ngram_range):
@@ -417,8 +419,9 @@ class _NgramIndex:
                 if p:
                     prefix = np.zeros(base**p, dtype=bool)
                     prefix[k // base ** (n - p)] = True
-                order = np.argsort(k, kind="stable")
-                tables[n] = (k[order], c[order], p, prefix)
+                index = pd.Index(k)  # unique: distinct terms have distinct keys
+                index.get_indexer(k[:1])  # builds the hash table now (before a scorer forks)
+                tables[n] = (index, c, p, prefix)
         return cls(ids, tables, base, ngram_range)
 
     def lookup(self, ids: np.ndarray, doc_end: np.ndarray) -> list[tuple[int, np.ndarray, np.ndarray]]:
@@ -444,15 +447,13 @@ class _NgramIndex:
                 hit = col >= 0
                 out.append((n, pos[hit], col[hit].astype(np.int64)))
                 continue
-            table_keys, table_cols, p, prefix = table
-            if len(table_keys) == 0:
+            table_index, table_cols, p, prefix = table
+            if len(table_index) == 0:
                 continue
             ok = valid if prefix is None else valid & prefix[keys[p][:m]]
             pos = np.flatnonzero(ok)
-            k = key[pos]
-            at = np.searchsorted(table_keys, k)
-            np.minimum(at, len(table_keys) - 1, out=at)
-            hit = table_keys[at] == k
+            at = table_index.get_indexer(key[pos])
+            hit = at >= 0
             out.append((n, pos[hit], table_cols[at[hit]]))
         return out
 
