@@ -36,8 +36,10 @@ def test_prepare_builds_the_tokenizer_tables_through_the_backend(monkeypatch):
     m, _ = small_model()
     seg = tokenize_mod.segmenter()
     monkeypatch.setattr(seg, "_arrays", None)
+    monkeypatch.delitem(m.backend_.featurizer_.__dict__, "_fast", raising=False)
     assert m.prepare() is m
     assert seg._arrays
+    assert set(m.backend_.featurizer_.__dict__["_fast"]) == {"word", "char"}  # the n-gram indexes too
     # a whitespace-tokenised featurizer has no tables to build
     monkeypatch.setattr(seg, "_arrays", None)
     monkeypatch.setattr(m.backend_.featurizer_, "tokenizer", "whitespace")

@@ -176,7 +176,10 @@ class TextFeaturizer(TransformerMixin, BaseEstimator):
         return cache
 
     def prepare(self) -> None:
-        """Build the tokenizer's lookup tables now (the jieba tokenizer's; whitespace has none)."""
+        """Build the lookup tables now: the vocabularies' n-gram indexes, and the jieba
+        tokenizer's dictionary and segmenter tables (whitespace tokenising has none)."""
+        self._index("word")
+        self._index("char")
         if self.tokenizer == "jieba":
             prepare_tokenizer()
 
