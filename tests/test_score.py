@@ -238,6 +238,21 @@ def test_freed_memory_is_kept_while_scoring_and_released_after_even_on_error(tmp
         _score(model_dir, src, tmp_path / "b.csv", chunksize=3)
     assert calls == ["keep", "release"] and heap._depth == 0
 
+    # released even when shutting the workers down is itself interrupted (a second Ctrl-C)
+    monkeypatch.setattr(score_mod, "_process_chunk", real)
+    real_shutdown = score_mod.cf.ProcessPoolExecutor.shutdown
+
+    def interrupted(self, *a, **kw):
+        real_shutdown(self, *a, **kw)
+        if self._max_workers == 2:  # the scoring pool (the first pass's reader has one worker)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(score_mod.cf.ProcessPoolExecutor, "shutdown", interrupted)
+    calls.clear()
+    with pytest.raises(KeyboardInterrupt):
+        _score(model_dir, src, tmp_path / "c.csv", chunksize=3, jobs=2)
+    assert calls == ["keep", "release"] and heap._depth == 0
+
 
 def test_warm_up_builds_the_segmenter_tables_so_forked_workers_share_them(model_dir, monkeypatch):
     from triage import tokenize as tokenize_mod

@@ -574,6 +574,8 @@ def score_file(
     run from its checkpoint parts.  ``db`` also stores the results in the review database.
     Personal data is masked in the output unless ``unmask``.  Raises
     :class:`~triage.schema.SchemaError` when the input as a whole is unusable.
+    While scoring, freed memory is kept in the C heap for the next chunk (:mod:`triage.heap`;
+    glibc only), which leaves the calling process with glibc's thresholds fixed afterwards.
     """
     from tqdm import tqdm
 
@@ -734,12 +736,14 @@ def score_file(
         load_model(model_dir)
         raise RuntimeError(f"分拣进程意外退出；已完成的部分保存在 {directory}，可加 --resume 继续") from None
     finally:
-        bar.close()
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-        if frozen:
-            gc.unfreeze()
-        heap.__exit__(None, None, None)
+        try:
+            bar.close()
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+            if frozen:
+                gc.unfreeze()
+        finally:  # even when the shutdown itself is interrupted (a second Ctrl-C)
+            heap.__exit__(None, None, None)
 
     assert columns is not None  # iter_table yields at least one (possibly empty) chunk
     missing = [k for k in range(n_chunks) if not _part_done(directory, k)]
