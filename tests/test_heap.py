@@ -12,7 +12,7 @@ import pytest
 from triage import heap
 
 # Allocates and frees 48 MiB of arrays four times, counting the minor page faults of each round,
-# in a fresh interpreter so the test's own heap and earlier settings play no part.
+# in a fresh interpreter: glibc's defaults there, whatever the score tests already set in this one.
 _CHURN = textwrap.dedent(
     """
     import json, resource, sys
@@ -90,7 +90,7 @@ def test_without_glibc_nothing_is_tuned_and_it_says_so(monkeypatch):
 @pytest.mark.skipif(not heap.available(), reason="the C library is not glibc")
 def test_glibc_accepts_the_thresholds():
     # mallopt returns 0 for a value it refuses (e.g. an mmap threshold above 32 MiB on 64-bit);
-    # in a fresh interpreter, so the test process keeps glibc's own settings
+    # checked in a fresh interpreter
     code = "from triage import heap; print(heap.keep_freed_memory(), heap.release_freed_memory())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["True", "True"]

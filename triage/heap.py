@@ -17,6 +17,12 @@ per forked worker on 100,000 letters.  At the end the trim threshold comes down 
 
 Only glibc (Linux) has these knobs; elsewhere every function here does nothing and says so.
 Forked workers inherit the settings; a spawned worker calls :func:`keep_freed_memory` itself.
+
+What stays after a run: setting a threshold turns glibc's own adjustment of them off for the
+rest of the process, so a long-lived caller (a notebook, a server that scores batches) keeps a
+32 MiB mmap threshold and a 64 MiB trim threshold.  That is where glibc's adjustment settles by
+itself once the process has freed a large array, which any numeric workload does; a threaded
+server could still hold more free memory per malloc arena than with the defaults.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from __future__ import annotations
 import ctypes
 import platform
 import sys
+import threading
 from functools import lru_cache
 
 #: ``mallopt`` parameters (glibc's malloc.h)
@@ -39,6 +46,7 @@ TRIM_THRESHOLD_BATCH = 1 << 30
 TRIM_THRESHOLD_AFTER = 2 * MMAP_THRESHOLD
 
 _depth = 0
+_lock = threading.Lock()  # enter/exit from several threads: one keep, one release
 
 
 @lru_cache(maxsize=1)
@@ -88,12 +96,14 @@ class batch_heap:
 
     def __enter__(self) -> bool:
         global _depth
-        ok = keep_freed_memory() if _depth == 0 else available()
-        _depth += 1
+        with _lock:
+            ok = keep_freed_memory() if _depth == 0 else available()
+            _depth += 1
         return ok
 
     def __exit__(self, *exc) -> None:
         global _depth
-        _depth -= 1
-        if _depth == 0:
-            release_freed_memory()
+        with _lock:
+            _depth -= 1
+            if _depth == 0:
+                release_freed_memory()
