@@ -169,3 +169,13 @@ def test_bundled_model_gives_the_same_features_and_probabilities_as_sklearn(vers
     assert np.abs(fast - ref).max() < 1e-6
     for head, m in backend.heads_.items():
         assert np.abs(m.predict_proba(fast) - m.predict_proba(ref)).max() < 1e-6, head
+
+
+def test_ngram_index_with_two_terms_of_the_same_units_falls_back_to_the_plain_loop(monkeypatch):
+    import triage.features as features_mod
+    from triage.features import _NgramIndex
+
+    monkeypatch.setattr(features_mod, "_DIRECT_TABLE_MAX", 4)  # 2-grams take the hashed index
+    # numpy's str arrays drop trailing NULs, so "ab" and "ab\x00" can both come back as "ab"
+    assert _NgramIndex.build([list("ab"), list("ab"), list("cd")], (1, 3)) is None
+    assert _NgramIndex.build([list("ab"), list("cd")], (1, 3)) is not None

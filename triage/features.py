@@ -367,7 +367,7 @@ _WHITE_SPACES = re.compile(r"\s\s+")  # sklearn's _VectorizerMixin._white_spaces
 
 
 class _NgramIndex:
-    """A vocabulary of n-grams of units (characters or words) as sorted integer keys.
+    """A vocabulary of n-grams of units (characters or words) as integer keys.
 
     Every unit that occurs in some vocabulary term gets an id 1..K; any other unit is 0, and an
     n-gram containing a 0 cannot be in the vocabulary.  An n-gram's key is its ids written in
@@ -376,7 +376,7 @@ class _NgramIndex:
     faster than a binary search of the sorted keys, and the same columns).
     """
 
-    def __init__(self, ids: dict[str, int], tables: dict[int, tuple[np.ndarray, np.ndarray]], base: int, ngram_range):
+    def __init__(self, ids: dict[str, int], tables: dict[int, "np.ndarray | tuple[pd.Index, np.ndarray, int, np.ndarray | None]"], base: int, ngram_range):
         self.ids = ids
         self.tables = tables
         self.base = base
@@ -422,7 +422,9 @@ class _NgramIndex:
                 if p:
                     prefix = np.zeros(base**p, dtype=bool)
                     prefix[k // base ** (n - p)] = True
-                index = pd.Index(k)  # unique: distinct terms have distinct keys
+                index = pd.Index(k)
+                if not index.is_unique:  # two terms with the same units (see _terms_array): the plain loop
+                    return None
                 index.get_indexer(k[:1])  # builds the hash table now (before a scorer forks)
                 tables[n] = (index, c, p, prefix)
         return cls(ids, tables, base, ngram_range)
