@@ -268,20 +268,15 @@ def _fork_context():
 
 
 def _load_and_warm_up(model_dir, version: str) -> None:
-    """Load the model for in-process scoring or for forked workers, and score one letter, so
-    lookup tables and caches are built before the batch (and, with workers, before forking:
+    """Load the model for in-process scoring or for forked workers, build its lookup tables
+    (``prepare``: one letter alone is too small a batch to build the segmenter's) and score one
+    letter, so tables and caches are built before the batch (and, with workers, before forking:
     they inherit the loaded, warmed-up model and the tokenizer, with no per-worker load, and its
     arrays stay shared between the processes)."""
     from triage.registry import load_model
 
     model_obj, _ = load_model(model_dir)
     _set_model(model_obj, version)
-    _warm_up()
-
-
-def _warm_up() -> None:
-    """Build the model's lookup tables and score one tiny letter, so tables and caches are built
-    once, before forking (one letter alone is too small a batch to build the segmenter's)."""
     try:
         if hasattr(_MODEL, "prepare"):
             _MODEL.prepare()
@@ -696,54 +691,51 @@ def score_file(
                 finish(*fut.result())
 
     # Freed arrays stay in the heap for the next chunk instead of being faulted in again (see
-    # triage.heap); the workers, forked at the first submit, inherit the setting.
-    heap = batch_heap()
-    heap.__enter__()
-    try:
-        for k, table in enumerate(iter_table(str(src), chunksize=chunksize, sheet=sheet, encoding=encoding)):
-            n_chunks = k + 1
-            for w in table.report.warnings:
-                if len(summary.warnings) < _MAX_MESSAGES:
-                    summary.warnings.append(w)
-            frame = table.frame
-            if columns is None:
-                columns, rename = _output_columns(frame)
-            if rename:
-                frame = frame.rename(columns=rename)
-            if resume and _part_done(directory, k):
-                summary.resumed_chunks += 1
-                bar.update(len(frame))
-                continue
-            task = _Task(
-                k=k,
-                frame=frame,
-                recurrence=recurrence.lookup(frame),
-                row_errors=dict(table.report.row_errors),
-                columns=columns,
-                part=str(_part_path(directory, k)),
-                unmask=unmask,
-                want_records=store is not None,
-                header_row=table.header_row,
-            )
-            if pool is None:
-                finish(*_process_chunk(task))
-            else:
-                pending.add(pool.submit(_process_chunk, task))
-                drain(2 * jobs)
-        drain(0)
-    except cf.process.BrokenProcessPool:
-        # A worker died: surface the model error if that was the cause, else say how to continue.
-        load_model(model_dir)
-        raise RuntimeError(f"分拣进程意外退出；已完成的部分保存在 {directory}，可加 --resume 继续") from None
-    finally:
+    # triage.heap); the workers, forked at the first submit, inherit the setting.  The settings
+    # are released after the pool's shutdown, even when that is itself interrupted.
+    with batch_heap():
         try:
+            for k, table in enumerate(iter_table(str(src), chunksize=chunksize, sheet=sheet, encoding=encoding)):
+                n_chunks = k + 1
+                for w in table.report.warnings:
+                    if len(summary.warnings) < _MAX_MESSAGES:
+                        summary.warnings.append(w)
+                frame = table.frame
+                if columns is None:
+                    columns, rename = _output_columns(frame)
+                if rename:
+                    frame = frame.rename(columns=rename)
+                if resume and _part_done(directory, k):
+                    summary.resumed_chunks += 1
+                    bar.update(len(frame))
+                    continue
+                task = _Task(
+                    k=k,
+                    frame=frame,
+                    recurrence=recurrence.lookup(frame),
+                    row_errors=dict(table.report.row_errors),
+                    columns=columns,
+                    part=str(_part_path(directory, k)),
+                    unmask=unmask,
+                    want_records=store is not None,
+                    header_row=table.header_row,
+                )
+                if pool is None:
+                    finish(*_process_chunk(task))
+                else:
+                    pending.add(pool.submit(_process_chunk, task))
+                    drain(2 * jobs)
+            drain(0)
+        except cf.process.BrokenProcessPool:
+            # A worker died: surface the model error if that was the cause, else say how to continue.
+            load_model(model_dir)
+            raise RuntimeError(f"分拣进程意外退出；已完成的部分保存在 {directory}，可加 --resume 继续") from None
+        finally:
             bar.close()
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
             if frozen:
                 gc.unfreeze()
-        finally:  # even when the shutdown itself is interrupted (a second Ctrl-C)
-            heap.__exit__(None, None, None)
 
     assert columns is not None  # iter_table yields at least one (possibly empty) chunk
     missing = [k for k in range(n_chunks) if not _part_done(directory, k)]
