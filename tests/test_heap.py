@@ -54,10 +54,16 @@ def test_batch_heap_reuses_freed_arrays_instead_of_faulting_them_in_again():
     assert max(batch[1:]) < batch[0] / 20, batch
 
 
-def test_nested_blocks_release_only_at_the_outermost_end(monkeypatch):
-    calls = []
-    monkeypatch.setattr(heap, "keep_freed_memory", lambda: calls.append("keep") or True)
-    monkeypatch.setattr(heap, "release_freed_memory", lambda: calls.append("release") or True)
+@pytest.fixture
+def calls(monkeypatch) -> list[str]:
+    """The keep/release calls batch_heap makes, recorded instead of made."""
+    seen: list[str] = []
+    monkeypatch.setattr(heap, "keep_freed_memory", lambda: seen.append("keep") or True)
+    monkeypatch.setattr(heap, "release_freed_memory", lambda: seen.append("release") or True)
+    return seen
+
+
+def test_nested_blocks_release_only_at_the_outermost_end(calls):
     with heap.batch_heap():
         with heap.batch_heap():
             assert calls == ["keep"]
@@ -66,10 +72,7 @@ def test_nested_blocks_release_only_at_the_outermost_end(monkeypatch):
     assert heap._depth == 0
 
 
-def test_release_happens_when_the_block_raises(monkeypatch):
-    calls = []
-    monkeypatch.setattr(heap, "keep_freed_memory", lambda: calls.append("keep") or True)
-    monkeypatch.setattr(heap, "release_freed_memory", lambda: calls.append("release") or True)
+def test_release_happens_when_the_block_raises(calls):
     with pytest.raises(RuntimeError):
         with heap.batch_heap():
             raise RuntimeError("chunk failed")
