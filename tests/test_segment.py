@@ -6,6 +6,7 @@ import jieba
 import jieba.finalseg as finalseg
 import pytest
 
+import triage.segment as segment_mod
 from triage.segment import Segmenter
 from triage.synth import generate
 from triage.tokenize import segmenter, tokenizer
@@ -25,8 +26,6 @@ def _numpy_paths_for_any_batch(monkeypatch):
     """Batches here are small: lower the size below which lcut_many cuts one by one, so every
     lcut_many call below goes through the numpy route and the batched HMM
     (test_small_batches_take_the_one_by_one_path checks the defaults)."""
-    import triage.segment as segment_mod
-
     monkeypatch.setattr(segment_mod, "_MIN_BATCH_CHARS", 0)
     monkeypatch.setattr(segment_mod, "_MIN_BATCH_RUNS", 0)
 
@@ -116,8 +115,6 @@ def test_words_longer_than_the_numpy_keys_are_found():
 
 
 def test_long_blocks_take_the_one_block_route_with_the_same_words(monkeypatch):
-    import triage.segment as segment_mod
-
     rng = random.Random(8)
     words = [w for w, f in list(tokenizer().FREQ.items())[:: 991] if f][:300]
     long_run = "".join(rng.choice(words) for _ in range(400))  # one block well over _LONG_BLOCK
@@ -139,8 +136,6 @@ def test_a_dictionary_word_with_the_batch_separator_keeps_blocks_apart(small_tok
 
 
 def test_long_unknown_runs_are_tagged_one_by_one_with_the_same_tags():
-    import triage.segment as segment_mod
-
     seg = segmenter()
     rng = random.Random(4)
     long_run = "".join(rng.choice(_RARE_HAN[6:]) for _ in range(segment_mod._LONG_BLOCK + 50))
@@ -151,8 +146,6 @@ def test_long_unknown_runs_are_tagged_one_by_one_with_the_same_tags():
 
 
 def test_small_batches_take_the_one_by_one_path_with_the_same_words(monkeypatch):
-    import triage.segment as segment_mod
-
     monkeypatch.setattr(segment_mod, "_MIN_BATCH_CHARS", 3000)
     monkeypatch.setattr(segment_mod, "_MIN_BATCH_RUNS", 80)
     seg = Segmenter(tokenizer())
@@ -168,8 +161,6 @@ def test_small_batches_take_the_one_by_one_path_with_the_same_words(monkeypatch)
 
 
 def test_prepare_builds_the_batch_tables_before_any_batch(small_tokenizer, monkeypatch):
-    import triage.segment as segment_mod
-
     monkeypatch.setattr(segment_mod, "_MIN_BATCH_CHARS", 3000)  # one letter alone would not build them
     seg = Segmenter(small_tokenizer)
     seg.lcut_many(["信访局"])
