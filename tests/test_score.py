@@ -190,6 +190,25 @@ def test_jobs_2_gives_the_same_output_as_jobs_1(tmp_path, model_dir):
     assert s.jobs == 2 and s.rows == 30
 
 
+@pytest.mark.slow
+def test_spawned_workers_get_the_batch_wide_recurrence(tmp_path, model_dir, monkeypatch):
+    """Where there is no fork (Windows, macOS), workers are spawned and get the model and the
+    batch's recurrence counts from their initializer: the same bytes as one process, with the
+    recurrence visible in the output."""
+    df = _input(12)
+    df["身份证号"] = ["110101199003077774"] * 6 + [f"11010119900307{i:04d}" for i in range(6)]
+    src = tmp_path / "in.csv"
+    df.to_csv(src, index=False)
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    _score(model_dir, src, a, chunksize=2, jobs=1)
+    monkeypatch.setattr(score_mod, "_fork_context", lambda: None)
+    _score(model_dir, src, b, chunksize=2, jobs=2)
+    assert a.read_bytes() == b.read_bytes()
+    reasons = _read_csv(b)["risk_reasons"]
+    assert reasons[:6].str.contains("重复长期").all() and not reasons[6:].str.contains("重复长期").any()
+    assert score_mod._RECURRENCE is None  # not kept after the run
+
+
 def test_gc_freeze_during_a_run_is_undone_and_a_callers_freeze_is_left_alone(tmp_path, model_dir, monkeypatch):
     import gc
 

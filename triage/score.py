@@ -240,21 +240,31 @@ def _first_pass(path: str, *, chunksize: int, sheet) -> tuple[int, _Recurrence, 
 
 _MODEL = None
 _MODEL_VERSION = ""
+#: the batch-wide recurrence counts, set before the workers fork (they inherit it; a spawned
+#: worker gets it from its initializer): each chunk looks its rows up where it is scored,
+#: not in the process that reads the file, and the counts cross no pipe per chunk
+_RECURRENCE: _Recurrence | None = None
 
 
-def _init_worker(model_dir: str) -> None:
+def _init_worker(model_dir: str, recurrence: _Recurrence) -> None:
     """Process-pool initializer: load and verify the model once per worker."""
-    global _MODEL, _MODEL_VERSION
+    global _MODEL, _MODEL_VERSION, _RECURRENCE
     from triage.registry import load_model
 
     keep_freed_memory()  # a spawned worker does not inherit the parent's heap settings
     _MODEL, manifest = load_model(model_dir)
     _MODEL_VERSION = str(manifest["version"])
+    _RECURRENCE = recurrence
 
 
 def _set_model(model, version: str) -> None:
     global _MODEL, _MODEL_VERSION
     _MODEL, _MODEL_VERSION = model, version
+
+
+def _set_recurrence(recurrence: _Recurrence | None) -> None:
+    global _RECURRENCE
+    _RECURRENCE = recurrence
 
 
 def _fork_context():
@@ -289,7 +299,6 @@ def _load_and_warm_up(model_dir, version: str) -> None:
 class _Task:
     k: int
     frame: pd.DataFrame  # validated chunk, input columns only (renamed for output)
-    recurrence: np.ndarray
     row_errors: dict[int, str]  # frame index -> reason
     columns: list[str]  # output column order
     part: str  # path of the part file to write (final name; written as .tmp)
@@ -352,7 +361,8 @@ def _scored_frame(task: _Task) -> pd.DataFrame:
     pos = np.asarray([i not in task.row_errors for i in frame.index], dtype=bool)
     errors: dict[Any, str] = {i: task.row_errors[i] for i in frame.index if i in task.row_errors}
     if ok_index:
-        pred, failed = _predict(frame.loc[ok_index], task.recurrence[pos])
+        assert _RECURRENCE is not None  # set by score_file before any chunk is scored
+        pred, failed = _predict(frame.loc[ok_index], _RECURRENCE.lookup(frame)[pos])
         errors.update(failed)
     else:
         pred = pd.DataFrame(index=pd.Index([], dtype=frame.index.dtype))
@@ -666,11 +676,12 @@ def score_file(
             gc.collect()
             gc.freeze()
             frozen = True
+    _set_recurrence(recurrence)  # before the workers fork (at the first submit)
     if jobs > 1:
         if fork is not None:
             pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=fork)
         else:
-            pool = cf.ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(str(model_dir),))
+            pool = cf.ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(str(model_dir), recurrence))
 
     bar = tqdm(total=n_rows, unit="件", desc="分拣", file=sys.stderr, disable=not progress, dynamic_ncols=True, mininterval=0.5)
     columns: list[str] | None = None
@@ -712,7 +723,6 @@ def score_file(
                 task = _Task(
                     k=k,
                     frame=frame,
-                    recurrence=recurrence.lookup(frame),
                     row_errors=dict(table.report.row_errors),
                     columns=columns,
                     part=str(_part_path(directory, k)),
@@ -734,6 +744,7 @@ def score_file(
             bar.close()
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
+            _set_recurrence(None)
             if frozen:
                 gc.unfreeze()
 
