@@ -9,6 +9,7 @@ from triage import schema
 from triage.schema import (
     INPUT_FIELDS,
     LABEL_FIELDS,
+    MAX_PEOPLE,
     OUTPUT_FIELDS,
     SchemaError,
     canonical_column,
@@ -173,8 +174,50 @@ def test_validate_frame_maps_keeps_rows_and_reports():
     w = "\n".join(report.warnings)
     assert "文件 in.csv，第 2 行，列 “留言编号”：编号重复（1）" in w and "第 3 行，列 “留言编号”：编号重复" in w
     assert "第 3 行，列 “来信日期”：日期无法识别（昨天）" in w
-    assert "第 3 行，列 “人数”：人数应为整数，实际为 很多" in w
+    assert f"第 3 行，列 “人数”：人数应为 0 到 {MAX_PEOPLE} 的整数，实际为 很多" in w
     assert out["num_people"].tolist()[0] == 3
+
+
+def test_validate_frame_counts_of_people_that_are_not_whole_numbers_warn_and_stay_blank():
+    """1.5, -2, 1e12 or inf people used to stop the whole chunk with a TypeError from the
+    integer cast; each is now a warning naming its row and a blank count, like 很多."""
+    df = pd.DataFrame(
+        {
+            "内容": ["信"] * 8,
+            "人数": ["3", "1.5", "-2", "1e12", "inf", "", "4.0", str(MAX_PEOPLE)],
+        }
+    )
+    out, report = validate_frame(df, "in.csv")
+    assert out["num_people"].tolist() == [3, pd.NA, pd.NA, pd.NA, pd.NA, pd.NA, 4, MAX_PEOPLE]
+    assert str(out["num_people"].dtype) == "Int64"
+    w = [x for x in report.warnings if "人数应为" in x]
+    assert [x.split("，")[1] for x in w] == ["第 3 行", "第 4 行", "第 5 行", "第 6 行"]  # the blank cell is not a warning
+    assert w[0].endswith("实际为 1.5") and report.row_errors == {}
+
+
+def test_validate_frame_blank_text_dates_and_counts_from_mixed_cells():
+    """Cells as a workbook gives them (numbers, datetimes, None) and as pandas' string dtype
+    gives them (pd.NA): blank title and text are a row error; 年月日 dates parse; a blank date
+    or count is no warning."""
+    import datetime as dt
+
+    df = pd.DataFrame(
+        {
+            "标题": ["a", "", " ", None, pd.NA],
+            "内容": [5, "\t", "", "y", pd.NA],
+            "来信日期": ["2026年11月26日 9时30分", None, "", dt.datetime(2026, 1, 2, 3, 4), "昨天"],
+            "人数": [2.0, None, pd.NA, "", "二"],
+        },
+        dtype=object,
+    )
+    out, report = validate_frame(df, "in.xlsx")
+    assert report.row_errors == {1: "第 3 行：标题和内容都为空，无法分拣", 2: "第 4 行：标题和内容都为空，无法分拣", 4: "第 6 行：标题和内容都为空，无法分拣"}
+    assert out["received_at"].tolist()[0] == pd.Timestamp("2026-11-26 09:30") and out["received_at"].tolist()[3] == pd.Timestamp("2026-01-02 03:04")
+    assert out["received_at"].isna().tolist() == [False, True, True, False, True]
+    assert out["num_people"].tolist() == [2, pd.NA, pd.NA, pd.NA, pd.NA]
+    w = "\n".join(report.warnings)
+    assert "第 6 行，列 “来信日期”：日期无法识别（昨天）" in w and "第 6 行，列 “人数”" in w
+    assert "第 3 行，列 “来信日期”" not in w and "第 4 行，列 “人数”" not in w
 
 
 def test_validate_frame_missing_text_column():

@@ -452,6 +452,20 @@ def test_duplicate_ids_keep_both_rows(tmp_path, model_dir):
     assert any("编号重复" in w for w in s.warnings)
 
 
+def test_a_count_of_people_that_is_not_a_whole_number_does_not_stop_the_batch(tmp_path, model_dir):
+    """人数 1.5 used to raise a TypeError while the chunk was read, which ended the run."""
+    df = _input(4)
+    df["人数"] = ["1.5", "3", "-1", "2"]
+    src = tmp_path / "people.csv"
+    df.to_csv(src, index=False)
+    out = tmp_path / "o.csv"
+    s = _score(model_dir, src, out)
+    res = _read_csv(out)
+    assert s.rows == s.scored == 4 and (res["error"] == "").all()
+    assert res["num_people"].tolist() == ["", "3", "", "2"]
+    assert sum("人数应为" in w for w in s.warnings) == 2
+
+
 def test_letter_of_100000_characters(tmp_path, model_dir):
     df = _input(3)
     long = ("小区物业不维修，楼顶漏水严重。" * 7000)[:100_000]

@@ -298,6 +298,10 @@ class ValidationReport:
     row_errors: dict[int, str] = field(default_factory=dict)
 
 
+#: the largest count of people a row may give (the review database stores it as a 32-bit integer)
+MAX_PEOPLE = 2**31 - 1
+
+
 def _accepted_aliases() -> str:
     return "；".join(f"{f.name}: {'/'.join(f.aliases)}" for f in INPUT_FIELDS if f.name in TEXT_FIELDS)
 
@@ -356,8 +360,8 @@ def validate_frame(df: pd.DataFrame, source: str, *, header_row: int = 1) -> tup
             for i in out.index[dup]:
                 report.warnings.append(f"文件 {source}，第 {header_row + i + 1} 行，列 “{seen.get('id', 'id')}”：编号重复（{out.at[i, 'id']}）")
     if "received_at" in out.columns:
-        parsed = pd.to_datetime(out["received_at"].map(_chinese_date), errors="coerce", format="mixed")
-        bad = parsed.isna() & out["received_at"].map(lambda v: _cell_to_str(v) != "").astype(bool)
+        parsed = pd.to_datetime(_chinese_dates(out["received_at"]), errors="coerce", format="mixed")
+        bad = _not_blank(out["received_at"], parsed.isna())
         for i in out.index[bad]:
             report.warnings.append(
                 f"文件 {source}，第 {header_row + i + 1} 行，列 “{seen['received_at']}”：日期无法识别（{out.at[i, 'received_at']}），应为 2026-11-26 之类的日期"
@@ -365,14 +369,44 @@ def validate_frame(df: pd.DataFrame, source: str, *, header_row: int = 1) -> tup
         out["received_at"] = parsed
     if "num_people" in out.columns:
         nums = pd.to_numeric(out["num_people"], errors="coerce")
-        bad = nums.isna() & out["num_people"].map(lambda v: _cell_to_str(v) != "").astype(bool)
+        # a whole number the review database's integer column holds; 1.5, -2 or 1e12 is a
+        # warning and a blank cell, like any other unreadable count, not an error for the chunk
+        valid = nums.notna() & (nums == nums.round()) & (nums >= 0) & (nums <= MAX_PEOPLE)
+        bad = _not_blank(out["num_people"], ~valid)
         for i in out.index[bad]:
-            report.warnings.append(f"文件 {source}，第 {header_row + i + 1} 行，列 “{seen['num_people']}”：人数应为整数，实际为 {out.at[i, 'num_people']}")
-        out["num_people"] = nums.astype("Int64")
-    empty = (out["title"].map(lambda v: str(v).strip() == "") & out["text"].map(lambda v: str(v).strip() == "")).astype(bool)
+            report.warnings.append(
+                f"文件 {source}，第 {header_row + i + 1} 行，列 “{seen['num_people']}”：人数应为 0 到 {MAX_PEOPLE} 的整数，实际为 {out.at[i, 'num_people']}"
+            )
+        out["num_people"] = nums.where(valid).astype("Int64")
+    empty = _blank_text(out["title"]) & _blank_text(out["text"])
     for i in out.index[empty]:
         report.row_errors[int(i)] = f"第 {header_row + i + 1} 行：标题和内容都为空，无法分拣"
     return out, report
+
+
+def _not_blank(values: pd.Series, where: pd.Series) -> pd.Series:
+    """``where``, and the cell is not blank (``_cell_to_str(v) != ""``); cells outside ``where``
+    are not looked at (a column's few unreadable cells, not every cell, go through Python)."""
+    out = pd.Series(False, index=values.index)
+    where = where.to_numpy(dtype=bool)
+    if where.any():
+        out[where] = [_cell_to_str(v) != "" for v in values[where].tolist()]
+    return out
+
+
+def _blank_text(values: pd.Series) -> pd.Series:
+    """Cells of a text column (all ``str`` after validation) that are empty or whitespace."""
+    return pd.Series([not v.strip() for v in values.tolist()], index=values.index, dtype=bool)
+
+
+def _chinese_dates(values: pd.Series) -> pd.Series:
+    """:func:`_chinese_date` of the cells that hold 年; the others are returned as they are."""
+    has = pd.Series([isinstance(v, str) and "年" in v for v in values.tolist()], index=values.index, dtype=bool)
+    if not has.any():
+        return values
+    out = values.astype(object).copy()
+    out[has] = [_chinese_date(v) for v in values[has].tolist()]
+    return out
 
 
 def _chinese_date(v: object) -> object:
