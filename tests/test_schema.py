@@ -195,6 +195,16 @@ def test_validate_frame_counts_of_people_that_are_not_whole_numbers_warn_and_sta
     assert w[0].endswith("实际为 1.5") and report.row_errors == {}
 
 
+def test_validate_frame_dates_outside_the_range_warn_and_stay_blank():
+    """9999-12-30 parses, but its acceptance deadline (15 days later) overflowed and stopped the run."""
+    df = pd.DataFrame({"内容": ["信"] * 5, "来信日期": ["9999-12-30", "0001-01-01", "1899-12-31", "1900-01-01", "2099-12-31 23:59"]})
+    out, report = validate_frame(df, "in.csv")
+    assert out["received_at"].isna().tolist() == [True, True, True, False, False]
+    w = [x for x in report.warnings if "日期超出范围" in x]
+    assert [x.split("，")[1] for x in w] == ["第 2 行", "第 3 行", "第 4 行"]
+    assert "（9999-12-30），应在 1900 年到 2099 年之间，已留空" in w[0]
+
+
 def test_validate_frame_blank_text_dates_and_counts_from_mixed_cells():
     """Cells as a workbook gives them (numbers, datetimes, None) and as pandas' string dtype
     gives them (pd.NA): blank title and text are a row error; 年月日 dates parse; a blank date

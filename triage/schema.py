@@ -298,6 +298,9 @@ class ValidationReport:
     row_errors: dict[int, str] = field(default_factory=dict)
 
 
+#: received_at must fall in [EARLIEST_DATE, LATEST_DATE); a date outside is a warning and left blank
+EARLIEST_DATE = pd.Timestamp("1900-01-01")
+LATEST_DATE = pd.Timestamp("2100-01-01")
 #: the largest count of people a row may give (the review database stores it as a 32-bit integer)
 MAX_PEOPLE = 2**31 - 1
 
@@ -366,7 +369,14 @@ def validate_frame(df: pd.DataFrame, source: str, *, header_row: int = 1) -> tup
             report.warnings.append(
                 f"文件 {source}，第 {header_row + i + 1} 行，列 “{seen['received_at']}”：日期无法识别（{out.at[i, 'received_at']}），应为 2026-11-26 之类的日期"
             )
-        out["received_at"] = parsed
+        # a typo such as 9999-12-30 parses, but no deadline can be counted from it
+        far = parsed.notna() & ((parsed < EARLIEST_DATE) | (parsed >= LATEST_DATE))
+        for i in out.index[far]:
+            report.warnings.append(
+                f"文件 {source}，第 {header_row + i + 1} 行，列 “{seen['received_at']}”：日期超出范围（{out.at[i, 'received_at']}），"
+                f"应在 {EARLIEST_DATE.year} 年到 {LATEST_DATE.year - 1} 年之间，已留空"
+            )
+        out["received_at"] = parsed.mask(far)
     if "num_people" in out.columns:
         nums = pd.to_numeric(out["num_people"], errors="coerce")
         # a whole number the review database's integer column holds; 1.5, -2 or 1e12 is a
