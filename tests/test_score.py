@@ -327,6 +327,34 @@ def test_exception_while_predicting_marks_only_the_failing_row(tmp_path, model_d
 # ---------------------------------------------------------------------------------- bad input
 
 
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_failure_outside_the_model_marks_only_its_row(tmp_path, model_dir, monkeypatch, jobs):
+    """A step after the model that raises for one value (here the deadline) no longer ends the
+    run: the chunk is redone row by row and only that row carries the error."""
+    df = _input(6)
+    src = tmp_path / "in.csv"
+    df.to_csv(src, index=False)
+    real = score_mod._accept_by
+
+    def accept_by(received):
+        if (received.dt.day == 3).any():
+            raise OverflowError("date value out of range")
+        return real(received)
+
+    monkeypatch.setattr(score_mod, "_accept_by", accept_by)
+    out = tmp_path / "o.csv"
+    s = _score(model_dir, src, out, chunksize=4, jobs=jobs)
+    res = _read_csv(out)
+    assert res["id"].tolist() == df["编号"].tolist() and s.rows == 6
+    assert res["error"].tolist()[2] == "分拣出错（OverflowError：date value out of range）"
+    assert res["track"].tolist()[2] == "" and res["model_version"].tolist()[2] == ""
+    others = res.drop(index=2)
+    assert (others["error"] == "").all() and (others["track"] != "").all()
+    assert others["accept_by"].tolist() == ["2026-11-16", "2026-11-17", "2026-11-19", "2026-11-20", "2026-11-21"]
+    assert s.scored == 5 and s.errors == 1
+    assert res["id_number"].tolist()[2] == res["id_number"].tolist()[0] != df["身份证号"][0]  # the failed row is masked too
+
+
 def test_empty_file_is_a_schema_error_and_exit_2(tmp_path, model_dir, capsys):
     src = tmp_path / "empty.csv"
     src.write_bytes(b"")
@@ -464,6 +492,20 @@ def test_a_count_of_people_that_is_not_a_whole_number_does_not_stop_the_batch(tm
     assert s.rows == s.scored == 4 and (res["error"] == "").all()
     assert res["num_people"].tolist() == ["", "3", "", "2"]
     assert sum("人数应为" in w for w in s.warnings) == 2
+
+
+def test_a_date_out_of_range_is_scored_without_a_deadline(tmp_path, model_dir):
+    """9999-12-30 + 15 days overflowed in the deadline and ended the run."""
+    df = _input(3)
+    df["来信日期"] = ["9999-12-30", "2026-11-02", "0001-01-01"]
+    src = tmp_path / "dates.csv"
+    df.to_csv(src, index=False)
+    out = tmp_path / "o.csv"
+    s = _score(model_dir, src, out)
+    res = _read_csv(out)
+    assert s.rows == s.scored == 3 and (res["error"] == "").all()
+    assert res["accept_by"].tolist() == ["", "2026-11-17", ""]
+    assert sum("日期超出范围" in w for w in s.warnings) == 2
 
 
 def test_letter_of_100000_characters(tmp_path, model_dir):

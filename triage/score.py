@@ -34,7 +34,7 @@ import shutil
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -436,15 +436,49 @@ def _masked(full: pd.DataFrame, passthrough: Iterable[str]) -> pd.DataFrame:
     return out
 
 
-def _process_chunk(task: _Task) -> tuple[int, dict, list[dict] | None]:
-    """Score one chunk and write its part (as ``.tmp``; the caller publishes it)."""
-    full = _scored_frame(task)
-    stats = _chunk_stats(full, task.header_row)
-    records = full.to_dict("records") if task.want_records else None
+def _rendered(task: _Task, full: pd.DataFrame | None = None) -> tuple[pd.DataFrame, list[list[str]]]:
+    """The chunk scored (``full``: unmasked, for the summary and the database) and its output
+    columns as CSV text (masked unless ``task.unmask``)."""
+    if full is None:
+        full = _scored_frame(task)
     known = set(OUTPUT_FIELDS) | set(schema.INPUT_BY_NAME)
     shown = full if task.unmask else _masked(full, [c for c in full.columns if c not in known])
+    return full, [_column_out(shown[c]) for c in task.columns]
+
+
+def _rendered_row_by_row(task: _Task) -> tuple[pd.DataFrame, list[list[str]]]:
+    """:func:`_rendered`, one row at a time, after it raised for the whole chunk.  A row that
+    raises alone (a value no step expected; the model's own failures are caught per row in
+    :func:`_predict`) is output with its input and the reason in ``error``: one bad row never
+    stops the batch, and no row is lost."""
+    fulls: list[pd.DataFrame] = []
+    columns: list[list[str]] = [[] for _ in task.columns]
+    for i in range(len(task.frame)):
+        one = replace(task, frame=task.frame.iloc[i : i + 1])
+        try:
+            full, cols = _rendered(one)
+        except Exception as exc:  # noqa: BLE001 - reported in the row's error column
+            full = one.frame.copy()
+            for name in OUTPUT_FIELDS:
+                full[name] = None
+            full["model_version"] = full["accept_by"] = ""
+            full["error"] = _error_text(exc)
+            full, cols = _rendered(one, full)
+        fulls.append(full)
+        for out, col in zip(columns, cols):
+            out.extend(col)
+    return (pd.concat(fulls) if fulls else _scored_frame(task)), columns
+
+
+def _process_chunk(task: _Task) -> tuple[int, dict, list[dict] | None]:
+    """Score one chunk and write its part (as ``.tmp``; the caller publishes it)."""
+    try:
+        full, columns = _rendered(task)
+    except Exception:  # noqa: BLE001 - find the row(s) behind it; the others are scored
+        full, columns = _rendered_row_by_row(task)
+    stats = _chunk_stats(full, task.header_row)
+    records = full.to_dict("records") if task.want_records else None
     part = Path(task.part)
-    columns = [_column_out(shown[c]) for c in task.columns]
     with open(part.with_name(part.name + ".tmp"), "w", encoding="utf-8", newline="") as fh:
         csv.writer(fh, lineterminator="\r\n").writerows(zip(*columns))
     return task.k, stats, records
