@@ -358,8 +358,12 @@ def _big_rows(n):
     return rows
 
 
+@pytest.mark.parametrize(
+    ("chunksize", "lengths"),
+    [(50, [50, 50, 50, 50, 30]), ([100, 30, 20], [100, 30, 20, 20, 20, 20, 20])],  # a sequence: its last size repeats
+)
 @pytest.mark.parametrize("kind", ["csv", "xlsx"])
-def test_chunked_reading_matches_whole_reading(tmp_path, kind):
+def test_chunked_reading_matches_whole_reading(tmp_path, kind, chunksize, lengths):
     rows = _big_rows(230)
     rows[60] = [""] * 6  # a blank row in the middle
     path = tmp_path / f"big.{kind}"
@@ -368,8 +372,8 @@ def test_chunked_reading_matches_whole_reading(tmp_path, kind):
     else:
         _xlsx(path, {"S": [HEADER, *rows]})
     whole = read_table(path)
-    chunks = list(iter_table(path, chunksize=50))
-    assert [len(c.frame) for c in chunks] == [50, 50, 50, 50, 30]
+    chunks = list(iter_table(path, chunksize=chunksize))
+    assert [len(c.frame) for c in chunks] == lengths
     joined = pd.concat([c.frame for c in chunks])
     pd.testing.assert_frame_equal(joined, whole.frame)
     assert joined.index.tolist() == list(range(230))
@@ -384,6 +388,14 @@ def test_chunked_reading_matches_whole_reading(tmp_path, kind):
     cross = [w for c in chunks for w in c.report.warnings if "编号重复" in w]
     assert cross == [f"文件 {path}，第 122 行，列 “编号”：编号重复（C00010，与第 12 行相同）"]
     assert joined.loc[97, "id"] == "ROW000099"  # generated from the global row number
+
+
+@pytest.mark.parametrize("chunksize", [0, [], [5, 0]])
+def test_chunksize_must_be_positive(tmp_path, chunksize):
+    path = tmp_path / "a.csv"
+    path.write_text("内容\n来信\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="chunksize"):
+        next(iter_table(path, chunksize=chunksize))
 
 
 def test_chunked_reading_without_id_column_generates_unique_ids(tmp_path):

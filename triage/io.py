@@ -39,7 +39,8 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from itertools import chain, repeat
+from typing import Callable, Iterator, Sequence
 
 import pandas as pd
 
@@ -347,7 +348,7 @@ def _raise_parser_error(exc: Exception, source: str, ncols: int) -> None:
     raise SchemaError(f"CSV 格式错误（{exc}）", source=source, expected=f"{ncols} 列的表格") from None
 
 
-def _csv_raw(path: Path, encoding: str | None, chunksize: int | None) -> _Raw:
+def _csv_raw(path: Path, encoding: str | None, chunksize: Sequence[int] | None) -> _Raw:
     source = str(path)
     enc = _resolve_encoding(path, encoding)
     csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
@@ -395,9 +396,9 @@ def _csv_raw(path: Path, encoding: str | None, chunksize: int | None) -> _Raw:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", pd.errors.ParserWarning)
                 if chunksize is None:
-                    parts = [pd.read_csv(path, **kwargs)]
+                    parts = iter([pd.read_csv(path, **kwargs)])
                 else:
-                    parts = pd.read_csv(path, chunksize=chunksize, **kwargs)
+                    parts = _sized_chunks(pd.read_csv(path, chunksize=chunksize[0], **kwargs), chunksize)
                 for part in parts:
                     ncols = part.shape[1]
                     part.columns = _header_names([str(c) for c in part.columns])
@@ -444,7 +445,7 @@ def _open_workbook(path: Path):
         raise SchemaError(f"无法作为 Excel 工作簿打开（{type(exc).__name__}: {exc}）", source=source, expected=".xlsx 工作簿") from None
 
 
-def _xlsx_raw(path: Path, sheet: str | int | None, chunksize: int | None) -> _Raw:
+def _xlsx_raw(path: Path, sheet: str | int | None, chunksize: Sequence[int] | None) -> _Raw:
     source = str(path)
     wb = _open_workbook(path)
     try:
@@ -486,6 +487,7 @@ def _xlsx_raw(path: Path, sheet: str | int | None, chunksize: int | None) -> _Ra
 
     def chunks() -> Iterator[tuple[pd.DataFrame, list[str]]]:
         msgs = [_banner_warning(source, header_row)] if k else []
+        sizes = list(chunksize or [])
         buf: list[list[str]] = []
         blank_run: list[list[str]] = []  # blank rows held back until a non-blank row follows
         start = 0
@@ -504,8 +506,10 @@ def _xlsx_raw(path: Path, sheet: str | int | None, chunksize: int | None) -> _Ra
                 buf.extend(blank_run)
                 blank_run = []
                 buf.append(cells)
-                while chunksize and len(buf) >= chunksize:
-                    part, buf = buf[:chunksize], buf[chunksize:]
+                while sizes and len(buf) >= sizes[0]:
+                    part, buf = buf[: sizes[0]], buf[sizes[0] :]
+                    if len(sizes) > 1:
+                        sizes = sizes[1:]
                     yield _frame(part, columns, start), msgs
                     msgs = []
                     start += len(part)
@@ -515,6 +519,17 @@ def _xlsx_raw(path: Path, sheet: str | int | None, chunksize: int | None) -> _Ra
             wb.close()
 
     return _Raw(chunks(), "xlsx", header_row, title, tuple(names), wb.close)
+
+
+def _sized_chunks(reader, sizes: Sequence[int]) -> Iterator[pd.DataFrame]:
+    """Chunks of ``sizes[0]``, ``sizes[1]``, ... rows from a pandas CSV reader (the last size
+    repeats), as iterating the reader gives chunks of one size."""
+    with reader:
+        for size in chain(sizes, repeat(sizes[-1])):
+            try:
+                yield reader.get_chunk(size)
+            except StopIteration:
+                return
 
 
 def _frame(rows: list[list[str]], columns: list[str], start: int) -> pd.DataFrame:
@@ -589,17 +604,21 @@ def read_table(path: str | os.PathLike, *, sheet: str | int | None = None, encod
 
 
 def iter_table(
-    path: str | os.PathLike, *, chunksize: int = 5000, sheet: str | int | None = None, encoding: str | None = None
+    path: str | os.PathLike, *, chunksize: int | Sequence[int] = 5000, sheet: str | int | None = None, encoding: str | None = None
 ) -> Iterator[Table]:
     """Read a file in chunks of ``chunksize`` rows, memory bounded, each chunk validated.
+
+    ``chunksize`` may also be a sequence: the rows of the first chunk, the second, and so on,
+    its last value repeating to the end of the file (a scorer cuts its last chunks finer).
 
     Each chunk's frame index is the global 0-based row position, so row numbers in
     errors and warnings continue across chunks.  Duplicate ids across chunks are
     reported in the later chunk.  A header-only file yields one empty chunk.
     """
-    if chunksize < 1:
+    sizes = [chunksize] if isinstance(chunksize, int) else [int(n) for n in chunksize]
+    if not sizes or min(sizes) < 1:
         raise ValueError("chunksize must be positive")
-    raw = _raw(path, sheet, encoding, chunksize)
+    raw = _raw(path, sheet, encoding, sizes)
     source = str(path)
     first_seen: dict[str, int] = {}
     try:
