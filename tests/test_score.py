@@ -209,6 +209,37 @@ def test_spawned_workers_get_the_batch_wide_recurrence(tmp_path, model_dir, monk
     assert score_mod._RECURRENCE is None  # not kept after the run
 
 
+def test_chunk_sizes_cut_the_last_chunks_finer():
+    sizes = score_mod._chunk_sizes(100_000, 2000)
+    assert sizes == [2000] * 46 + [500] * 16 and sum(sizes) == 100_000
+    odd = score_mod._chunk_sizes(100_001, 2000)
+    assert odd[:46] == [2000] * 46 and set(odd[46:]) == {500} and 100_001 <= sum(odd) < 100_001 + 500
+    assert score_mod._chunk_sizes(5000, 2000) == [500] * 10  # under TAIL_SPLIT chunks: all small
+    assert score_mod._chunk_sizes(100_000, 600) == [600] * 162 + [200] * 14  # not under MIN_CHUNK
+    assert score_mod._chunk_sizes(100_000, 200) == [200]  # nothing smaller to cut
+    assert score_mod._chunk_sizes(0, 2000) == [500]
+
+
+def test_finer_last_chunks_give_the_same_output(tmp_path, model_dir, monkeypatch):
+    src = tmp_path / "in.csv"
+    _input(30).to_csv(src, index=False)
+    a, b, c = tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "c.csv"
+    monkeypatch.setattr(score_mod, "TAIL_SPLIT", 1)
+    _score(model_dir, src, a, chunksize=8)
+    monkeypatch.setattr(score_mod, "TAIL_SPLIT", 4)
+    monkeypatch.setattr(score_mod, "MIN_CHUNK", 1)
+    seen: list[int] = []
+    real = score_mod._process_chunk
+    monkeypatch.setattr(score_mod, "_process_chunk", lambda task: (seen.append(len(task.frame)), real(task))[1])
+    s = _score(model_dir, src, b, chunksize=8)
+    # 30 letters make chunks of 2 (at least 16 chunks); the last 4 chunks' rows are cut in 1s
+    assert seen == [2] * 11 + [1] * 8 and s.chunks == 19
+    assert a.read_bytes() == b.read_bytes()
+    monkeypatch.setattr(score_mod, "_process_chunk", real)  # a lambda cannot be sent to a worker
+    _score(model_dir, src, c, chunksize=8, jobs=2)
+    assert a.read_bytes() == c.read_bytes()
+
+
 def test_gc_freeze_during_a_run_is_undone_and_a_callers_freeze_is_left_alone(tmp_path, model_dir, monkeypatch):
     import gc
 

@@ -51,8 +51,10 @@ from triage.workbook import ACCEPT_DAYS
 
 #: XLSX sheets hold at most this many rows, header included
 EXCEL_MAX_ROWS = 1_048_576
-PARTS_FORMAT = 1
+PARTS_FORMAT = 2  # 2: the last chunks are cut finer (_chunk_sizes)
 MIN_CHUNK = 200
+#: the rows of the last TAIL_SPLIT chunks are cut into chunks TAIL_SPLIT times smaller
+TAIL_SPLIT = 4
 #: letters per model call within a chunk (see _predict)
 PREDICT_BATCH = 500
 OUTPUT_SUFFIX = "_分拣结果"
@@ -170,6 +172,21 @@ def _part_path(directory: Path, k: int) -> Path:
 
 def _stats_path(directory: Path, k: int) -> Path:
     return directory / f"{k:06d}.json"
+
+
+def _chunk_sizes(n_rows: int, chunksize: int) -> list[int]:
+    """The rows of each chunk: ``chunksize``, except that the last ``TAIL_SPLIT`` chunks' worth of
+    rows is cut ``TAIL_SPLIT`` times finer (none under ``MIN_CHUNK``).  With parallel workers the
+    run ends when the last chunk does, and the other workers wait for it: a quarter of a chunk
+    is a quarter of that wait (about 0.4 s of the last 1.5 s at 2,000 letters a chunk).  Depends
+    on the row count and ``chunksize`` only, so a resumed run cuts the same chunks whatever
+    ``--jobs`` it is given."""
+    small = max(MIN_CHUNK, chunksize // TAIL_SPLIT)
+    if small >= chunksize:
+        return [chunksize]
+    n_big = max(0, n_rows - TAIL_SPLIT * chunksize) // chunksize
+    rest = n_rows - n_big * chunksize
+    return [chunksize] * n_big + [small] * max(1, -(-rest // small))
 
 
 def _write_atomic_text(path: Path, text: str) -> None:
@@ -740,7 +757,8 @@ def score_file(
     # are released after the pool's shutdown, even when that is itself interrupted.
     with batch_heap():
         try:
-            for k, table in enumerate(iter_table(str(src), chunksize=chunksize, sheet=sheet, encoding=encoding)):
+            sizes = _chunk_sizes(n_rows, chunksize)
+            for k, table in enumerate(iter_table(str(src), chunksize=sizes, sheet=sheet, encoding=encoding)):
                 n_chunks = k + 1
                 for w in table.report.warnings:
                     if len(summary.warnings) < _MAX_MESSAGES:
