@@ -451,6 +451,16 @@ def main(argv=None) -> int:
             f"\nspeed-up 1→2 jobs: scorer {sp:.2f} (target ≥ 1.8), jieba {jsp:.2f}; "
             f"this machine's parallel efficiency {efficiency:.2f} (a fixed pure-Python loop, 2 processes vs 1: at most {2 * efficiency:.2f}×)"
         )
+        if len(per_run[1]) > 1:
+            # the two runs of one repeat are minutes apart; the medians above may pair runs
+            # from different repeats, which a host whose speed drifts over the run skews
+            paired = [b["scorer_letters_per_s"] / a["scorer_letters_per_s"] for a, b in zip(per_run[1], per_run[2])]
+            jpaired = [b["jieba_letters_per_s"] / a["jieba_letters_per_s"] for a, b in zip(per_run[1], per_run[2])]
+            results[2]["speedups_per_repeat"] = [round(x, 3) for x in paired]
+            print(
+                "speed-up within each repeat: scorer " + ", ".join(f"{x:.2f}" for x in paired)
+                + f" (median {statistics.median(paired):.2f}); jieba " + ", ".join(f"{x:.2f}" for x in jpaired)
+            )
         print(
             f"CPU per letter, 2 jobs vs 1: {results[2]['scorer_cpu_ms_per_letter'] / results[1]['scorer_cpu_ms_per_letter']:.2f}; "
             f"the speed-up two idle cores would allow if nothing ran serially: {cpu_sp:.2f}"
