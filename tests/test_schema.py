@@ -205,6 +205,39 @@ def test_validate_frame_dates_outside_the_range_warn_and_stay_blank():
     assert "（9999-12-30），应在 1900 年到 2099 年之间，已留空" in w[0]
 
 
+def test_validate_frame_dates_with_time_zones_full_width_digits_and_words():
+    """A zone (alone or mixed with plain dates) used to stop the chunk with pandas' "Mixed
+    timezones detected"; now, today and a bare time were read as the moment of the run."""
+    dates = ["2026-11-26T10:00:00+08:00", "2026-11-26T20:00:00Z", "2026-11-26 10:00 UTC", "2026-11-26",
+             "now", "10:30:00", "２０２６－１１－２６", "２０２６年１１月２６日", "today", ""]
+    out, report = validate_frame(pd.DataFrame({"内容": ["信"] * len(dates), "来信日期": dates}), "in.csv")
+    got = [None if pd.isna(v) else str(v) for v in out["received_at"]]
+    assert got == ["2026-11-26 10:00:00", "2026-11-27 04:00:00", "2026-11-26 18:00:00", "2026-11-26 00:00:00",
+                   None, None, "2026-11-26 00:00:00", "2026-11-26 00:00:00", None, None]
+    bad = [w for w in report.warnings if "日期无法识别" in w]
+    assert [w.split("，")[1] for w in bad] == ["第 6 行", "第 7 行", "第 10 行"]
+    zoned = validate_frame(pd.DataFrame({"内容": ["信"], "来信日期": ["2026-11-26T05:00:00+08:00"]}), "in.csv")[0]
+    assert zoned["received_at"].tolist() == [pd.Timestamp("2026-11-26 05:00")]  # China time, not UTC's 25th
+
+
+def test_validate_frame_a_header_and_its_own_canonical_name_both_kept():
+    """标题 and title (or 编号 and id) used to make two columns named title and fail."""
+    df = pd.DataFrame({"标题": ["甲"], "title": ["乙"], "内容": ["信"], "编号": [" A1 "], "id": ["B"]})
+    out, report = validate_frame(df, "in.csv")
+    assert out["title"].tolist() == ["甲"] and out["title（重复）"].tolist() == ["乙"]
+    assert out["id"].tolist() == ["A1"] and out["id（重复）"].tolist() == ["B"]  # ids are stripped
+    assert report.passthrough == ["title（重复）", "id（重复）"]
+    assert report.column_map == {"标题": "title", "内容": "text", "编号": "id"}
+    assert any("“title”原样保留（改名为“title（重复）”）" in w for w in report.warnings)
+
+
+def test_validate_frame_lists_the_rows_whose_id_it_made():
+    out, report = validate_frame(pd.DataFrame({"编号": ["A", "", " "], "内容": ["信"] * 3}), "in.csv")
+    assert out["id"].tolist() == ["A", "ROW000003", "ROW000004"] and report.generated_ids == [1, 2]
+    out, report = validate_frame(pd.DataFrame({"内容": ["信"] * 2}), "in.csv")
+    assert report.generated_ids == [0, 1]
+
+
 def test_validate_frame_blank_text_dates_and_counts_from_mixed_cells():
     """Cells as a workbook gives them (numbers, datetimes, None) and as pandas' string dtype
     gives them (pd.NA): blank title and text are a row error; 年月日 dates parse; a blank date

@@ -9,9 +9,12 @@ definitions and every error names the file, the row and the column.
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 import tomllib
 import unicodedata
 from dataclasses import dataclass, field
+from itertools import compress
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -296,6 +299,9 @@ class ValidationReport:
     warnings: list[str] = field(default_factory=list)
     #: row index (0-based in the frame) -> problem, for rows that cannot be scored
     row_errors: dict[int, str] = field(default_factory=dict)
+    #: row indexes whose id was made from the row number (no id column, or a blank id): such an
+    #: id names a row of this file only, not a letter across files
+    generated_ids: list[int] = field(default_factory=list)
 
 
 #: received_at must fall in [EARLIEST_DATE, LATEST_DATE); a date outside is a warning and left blank
@@ -325,12 +331,18 @@ def validate_frame(df: pd.DataFrame, source: str, *, header_row: int = 1) -> tup
             report.passthrough.append(str(col))
             continue
         if canon in seen:
-            report.warnings.append(f"列“{col}”与列“{seen[canon]}”都对应 {canon}，只使用“{seen[canon]}”，“{col}”原样保留")
-            report.passthrough.append(str(col))
+            kept = str(col)
+            if kept == canon:  # 标题 and title: the kept one would collide with 标题 renamed to title
+                kept = f"{col}（重复）"
+                while kept in {str(c) for c in df.columns}:
+                    kept += "（重复）"
+                rename[col] = kept
+            report.warnings.append(f"列“{col}”与列“{seen[canon]}”都对应 {canon}，只使用“{seen[canon]}”，“{col}”原样保留" + (f"（改名为“{kept}”）" if kept != str(col) else ""))
+            report.passthrough.append(kept)
             continue
         seen[canon] = str(col)
         rename[col] = canon
-    report.column_map = {str(k): v for k, v in rename.items()}
+    report.column_map = {str(k): v for k, v in rename.items() if v in INPUT_BY_NAME}
     if not any(t in seen for t in TEXT_FIELDS):
         raise SchemaError(
             "缺少信访内容列",
@@ -352,18 +364,21 @@ def validate_frame(df: pd.DataFrame, source: str, *, header_row: int = 1) -> tup
                 out[name] = col.map(_cell_to_str).astype(object)
     if "id" not in out.columns:
         out["id"] = [f"ROW{header_row + i + 1:06d}" for i in out.index]  # index = global row position (chunks)
+        report.generated_ids = [int(i) for i in out.index]
         report.warnings.append("没有编号列，已按行号生成编号")
     else:
+        out["id"] = [v.strip() for v in out["id"].tolist()]  # " G1 " is G1 (and a duplicate of it)
         blank = out["id"] == ""
         if blank.any():
             out.loc[blank, "id"] = [f"ROW{header_row + i + 1:06d}" for i in out.index[blank]]
+            report.generated_ids = [int(i) for i in out.index[blank]]
             report.warnings.append(f"{int(blank.sum())} 行编号为空，已按行号生成")
         dup = out["id"].duplicated(keep=False)
         if dup.any():
             for i in out.index[dup]:
                 report.warnings.append(f"文件 {source}，第 {header_row + i + 1} 行，列 “{seen.get('id', 'id')}”：编号重复（{out.at[i, 'id']}）")
     if "received_at" in out.columns:
-        parsed = pd.to_datetime(_chinese_dates(out["received_at"]), errors="coerce", format="mixed")
+        parsed = _parse_dates(_date_text(out["received_at"]))
         bad = _not_blank(out["received_at"], parsed.isna())
         for i in out.index[bad]:
             report.warnings.append(
@@ -409,14 +424,49 @@ def _blank_text(values: pd.Series) -> pd.Series:
     return pd.Series([not v.strip() for v in values.tolist()], index=values.index, dtype=bool)
 
 
-def _chinese_dates(values: pd.Series) -> pd.Series:
-    """:func:`_chinese_date` of the cells that hold 年; the others are returned as they are."""
-    has = pd.Series([isinstance(v, str) and "年" in v for v in values.tolist()], index=values.index, dtype=bool)
-    if not has.any():
+#: text that can be a date: a 4-digit year, or day, month and year as numbers (pandas alone
+#: would also read "now", "today" and a bare time such as 10:30 as the moment of the run)
+_DATE_LIKE = re.compile(r"\d{4}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2}")
+#: China Standard Time, which a date with a time zone (…+08:00, …Z) is shown in
+CHINA_TZ = dt.timezone(dt.timedelta(hours=8))
+
+
+def _date_text(values: pd.Series) -> pd.Series:
+    """Date cells made readable for pandas: full-width digits made ASCII (NFKC), 年月日 dates
+    rewritten (:func:`_chinese_date`), and text that cannot be a date made None (so it is
+    reported as unreadable, not taken as today).  Other cells are returned as they are."""
+    cells = values.tolist()
+    fix = [isinstance(v, str) and (not v.isascii() or not _DATE_LIKE.search(v)) for v in cells]
+    if not any(fix):
         return values
     out = values.astype(object).copy()
-    out[has] = [_chinese_date(v) for v in values[has].tolist()]
+    where = pd.Series(fix, index=values.index, dtype=bool)
+    fixed = []
+    for v in compress(cells, fix):
+        v = unicodedata.normalize("NFKC", v)
+        v = _chinese_date(v) if "年" in v else v
+        fixed.append(v if _DATE_LIKE.search(v) else None)
+    out[where] = fixed
     return out
+
+
+def _parse_dates(values: pd.Series) -> pd.Series:
+    """Dates of a column, NaT where unreadable.  A date with a time zone is converted to China
+    Standard Time and kept without the zone (pandas refuses a column that mixes zones, or
+    zones and none, and a zoned column cannot be compared with the plain range limits)."""
+    try:
+        parsed = pd.to_datetime(values, errors="coerce", format="mixed")
+        if getattr(parsed.dt, "tz", None) is None:
+            return parsed
+    except (ValueError, TypeError):  # mixed time zones
+        pass
+    one = []
+    for v in values.tolist():
+        ts = pd.to_datetime(v, errors="coerce") if v is not None else pd.NaT
+        if ts is not pd.NaT and ts.tzinfo is not None:
+            ts = ts.tz_convert(CHINA_TZ).tz_localize(None)
+        one.append(ts)
+    return pd.Series(one, index=values.index, dtype="datetime64[us]")
 
 
 def _chinese_date(v: object) -> object:
