@@ -287,11 +287,83 @@ def test_xlsx_data_outside_header_is_reported(tmp_path):
     assert any("第 2 行" in w and "第 5 列" in w for w in table.report.warnings)
 
 
-def test_csv_row_with_too_many_fields(tmp_path):
+def _extra_warning(path, row, ncols, nfields, column):
+    return (
+        f"文件 {path}，第 {row} 行：列数多于表头（应为 {ncols} 列，实际 {nfields} 列），"
+        f"多出的内容已并入最后一列“{column}”；请检查是否有未加引号的逗号"
+    )
+
+
+@pytest.mark.parametrize("first", [False, True])  # pandas raises for a later row, drops the text of the first
+def test_csv_row_with_too_many_fields_is_kept_whole(tmp_path, first):
     path = tmp_path / "wide.csv"
-    path.write_text("编号,内容\nA1,正常\nA2,多,了,字段\n", encoding="utf-8")
-    err = _raises(read_table, path)
-    assert err.row == 3 and err.expected == "2 列" and err.found == "4 列"
+    rows = ["A1,正常", "A2,多,了,字段", "A3,正常"]
+    if first:
+        rows[:2] = rows[1::-1]
+    path.write_text("编号,内容\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    table = read_table(path)
+    assert table.frame["id"].tolist() == [r.split(",")[0] for r in rows]
+    assert table.frame["text"].tolist() == [r.split(",", 1)[1] for r in rows]
+    bad = 2 if first else 3
+    assert _extra_warning(path, bad, 2, 4, "内容") in table.report.warnings
+    assert not any("已忽略" in w for w in table.report.warnings)
+
+
+@pytest.mark.parametrize(("chunksize", "lengths"), [(50, [50, 50, 50, 50, 30]), ([100, 30, 20], [100, 30, 20, 20, 20, 20, 20])])
+def test_csv_extra_fields_in_a_later_chunk_keep_rows_and_chunks(tmp_path, chunksize, lengths):
+    rows = _big_rows(230)
+    banner = ["某某县信访局来信登记表", "", "", "", "", ""]
+    path = tmp_path / "big.csv"
+    text = _csv_text(rows=[HEADER, *rows], header=banner)
+    lines = text.splitlines(keepends=True)
+    lines[2 + 170] = lines[2 + 170].rstrip("\n") + ",甲,乙\n"  # data row 170, Excel row 173
+    path.write_text("".join(lines), encoding="gb18030")
+    whole = read_table(path)
+    chunks = list(iter_table(path, chunksize=chunksize))
+    assert [len(c.frame) for c in chunks] == lengths
+    joined = pd.concat([c.frame for c in chunks])
+    pd.testing.assert_frame_equal(joined, whole.frame)
+    assert joined.index.tolist() == list(range(230))
+    assert joined["备注"].tolist() == [r[5] + (",甲,乙" if i == 170 else "") for i, r in enumerate(rows)]
+    warning = _extra_warning(path, 173, 6, 8, "备注")
+    assert [w for c in chunks for w in c.report.warnings if "列数多于表头" in w] == [warning]
+    assert warning in whole.report.warnings
+    assert sum("表头在第 2 行" in w for c in chunks for w in c.report.warnings) == 1
+
+
+@pytest.mark.parametrize("wide_row_before", [False, True])  # the fast reader, and the csv-module re-read
+@pytest.mark.parametrize("chunksize", [None, 2])
+def test_csv_unclosed_quote_names_its_line(tmp_path, wide_row_before, chunksize):
+    path = tmp_path / "quote.csv"
+    rows = ["A1,正常", "A2,多,了" if wide_row_before else "A2,正常", "A3,正常", 'A4,"他说工资拖欠', "A5,正常", "A6,正常"]
+    path.write_text("编号,内容\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    if chunksize is None:
+        err = _raises(read_table, path)
+    else:
+        err = _raises(lambda: list(iter_table(path, chunksize=chunksize)))
+    assert err.message.startswith("引号不成对") and err.row == 5 and err.source == str(path)
+    assert err.expected == "成对的英文双引号"
+
+
+@pytest.mark.parametrize("sep", ["|", ";", "\t"])
+def test_one_letter_full_of_other_delimiters_does_not_change_the_delimiter(tmp_path, sep):
+    rows = [r.copy() for r in ROWS]
+    rows[1][2] = sep.join(["诉求一", "诉求二", "诉求三", "诉求四", "诉求五", "诉求六", "诉求七", "诉求八", "诉求九", "诉求十"] * 3)
+    path = tmp_path / "many.csv"
+    path.write_text(_csv_text(rows=rows), encoding="utf-8")
+    frame = read_table(path).frame
+    assert frame.shape == (3, 6)
+    assert frame["text"].tolist() == [r[2] for r in rows]
+    tsv = tmp_path / "many.tsv"  # .tsv is always tab-separated
+    tsv.write_text(_csv_text(rows=ROWS, sep="\t").replace("某建筑公司", "某,建,筑,公,司"), encoding="utf-8")
+    assert read_table(tsv).frame["text"][0] == "某,建,筑,公,司拖欠农民工工资三个月，多次讨要无果。"
+
+
+def test_banner_without_delimiters_above_a_semicolon_table(tmp_path):
+    path = tmp_path / "banner.txt"
+    path.write_text("某某县信访局来信登记表\n" + _csv_text(sep=";"), encoding="utf-8")
+    table = read_table(path)
+    assert table.header_row == 2 and table.frame["id"].tolist() == ["A001", "A002", "A003"]
 
 
 # ---------------------------------------------------------------------------------- schema checks at the reading layer

@@ -39,7 +39,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from itertools import chain, repeat
+from itertools import chain, islice, repeat
 from typing import Callable, Iterator, Sequence
 
 import pandas as pd
@@ -316,26 +316,37 @@ class _Raw:
     close: Callable[[], None] = lambda: None
 
 
-def _count_outside_quotes(text: str) -> dict[str, int]:
-    counts = dict.fromkeys(_CSV_DELIMITERS, 0)
-    quoted = False
-    for ch in text:
-        if ch == '"':
-            quoted = not quoted
-        elif not quoted and ch in counts:
-            counts[ch] += 1
-    return counts
-
-
 def _sniff_delimiter(sample: str, suffix: str) -> str:
+    """The delimiter that splits the sample's first records most consistently: for each
+    candidate, the number of records sharing its most common field count (above 1).  Ties
+    keep the order tab, comma, semicolon, bar; a sample no candidate splits is comma-separated.
+
+    Counting characters instead let one letter full of ``|`` or ``;`` outvote the commas.
+    Title banners (one field) count for no candidate."""
     if suffix == ".tsv":
         return "\t"
-    counts = _count_outside_quotes(sample)
-    best = max(_CSV_DELIMITERS, key=lambda d: counts[d])  # ties: tab, then comma
-    return best if counts[best] else ","
+    best, best_score = ",", 0
+    for d in _CSV_DELIMITERS:
+        counts: dict[int, int] = {}
+        reader = csv.reader(_stdio.StringIO(sample, newline=""), delimiter=d)
+        try:
+            for rec in reader:
+                if len(rec) > 1:
+                    counts[len(rec)] = counts.get(len(rec), 0) + 1
+                if reader.line_num >= HEADER_SEARCH_ROWS * 2:
+                    break
+        except csv.Error:
+            pass
+        score = max(counts.values(), default=0)
+        if score > best_score:
+            best, best_score = d, score
+    return best
 
 
 def _raise_parser_error(exc: Exception, source: str, ncols: int) -> None:
+    m = re.search(r"EOF inside string starting at row (\d+)", str(exc))
+    if m:
+        _raise_unclosed_quote(source, int(m.group(1)) + 1)
     m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
     if m:
         raise SchemaError(
@@ -345,7 +356,77 @@ def _raise_parser_error(exc: Exception, source: str, ncols: int) -> None:
             expected=f"{m.group(1)} 列",
             found=f"{m.group(3)} 列",
         ) from None
-    raise SchemaError(f"CSV 格式错误（{exc}）", source=source, expected=f"{ncols} 列的表格") from None
+    expected = f"{ncols} 列的表格" if ncols else "逗号（或制表符等）分隔的表格"
+    raise SchemaError(f"CSV 格式错误（{exc}）", source=source, expected=expected) from None
+
+
+def _raise_unclosed_quote(source: str, row: int | None) -> None:
+    raise SchemaError(
+        "引号不成对：从这一行起的英文双引号没有结束，后面的内容都会被当成同一个单元格",
+        source=source,
+        row=row,
+        expected="成对的英文双引号",
+        found="只有开始的双引号",
+    ) from None
+
+
+_EXTRA_FIELDS = re.compile(r"Expected \d+ fields in line \d+, saw \d+")
+
+
+class _ExtraFields(Exception):
+    """The fast reader met a row with more fields than the header (or dropped its extra text)."""
+
+
+def _extra_fields_warning(source: str, row: int, ncols: int, nfields: int, column: str) -> str:
+    return (
+        f"文件 {source}，第 {row} 行：列数多于表头（应为 {ncols} 列，实际 {nfields} 列），"
+        f"多出的内容已并入最后一列“{column}”；请检查是否有未加引号的逗号"
+    )
+
+
+def _repaired_rows(
+    path: Path, enc: str, sep: str, skip: int, columns: list[str], source: str, header_row: int
+) -> Iterator[tuple[list[str], str | None]]:
+    """The data rows of a CSV read with Python's csv module, each with its warning (or None):
+    a row with more fields than the header keeps its extra fields, joined back with the
+    delimiter, in the last column; a shorter row is padded with blank cells.  An unclosed
+    quote raises :class:`SchemaError` (the csv module would silently swallow the rest of
+    the file into one cell)."""
+    ncols = len(columns)
+    raw_lines: list[str] = []
+
+    def lines(fh):
+        for line in fh:
+            raw_lines.append(line)
+            yield line
+
+    with open(path, encoding=enc, newline="") as fh:
+        reader = csv.reader(lines(fh), delimiter=sep, quotechar='"')
+        # the skipped banner lines and the header record
+        for _ in reader:
+            if reader.line_num > skip:
+                break
+        raw_lines.clear()
+        index = 0
+        last_text = None
+        for rec in reader:
+            last_text = "".join(raw_lines)
+            raw_lines.clear()
+            row = header_row + index + 1
+            index += 1
+            warning = None
+            if len(rec) > ncols:
+                warning = _extra_fields_warning(source, row, ncols, len(rec), columns[-1])
+                rec = rec[: ncols - 1] + [sep.join(rec[ncols - 1 :])]
+            elif len(rec) < ncols:
+                rec = rec + [""] * (ncols - len(rec))
+            yield rec, warning
+    # Only the last record can hold an unclosed quote (it runs to the end of the file): were
+    # its quote open, a line added after it would be swallowed into it too.
+    if last_text is not None:
+        probe = csv.reader(_stdio.StringIO(last_text + "\n\ufdd2\n", newline=""), delimiter=sep, quotechar='"')
+        if len(list(probe)) < 2:
+            _raise_unclosed_quote(source, header_row + index)
 
 
 def _csv_raw(path: Path, encoding: str | None, chunksize: Sequence[int] | None) -> _Raw:
@@ -391,26 +472,62 @@ def _csv_raw(path: Path, encoding: str | None, chunksize: Sequence[int] | None) 
             quotechar='"',
         )
         start = 0
+        done = 0  # chunks yielded
         ncols = 0
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", pd.errors.ParserWarning)
-                if chunksize is None:
-                    parts = iter([pd.read_csv(path, **kwargs)])
+                parts = None
+                try:
+                    if chunksize is None:
+                        parts = iter([pd.read_csv(path, **kwargs)])
+                    else:
+                        parts = _sized_chunks(pd.read_csv(path, chunksize=chunksize[0], **kwargs), chunksize)
+                    for part in parts:
+                        if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
+                            raise _ExtraFields  # pandas dropped the extra fields of a row
+                        ncols = part.shape[1]
+                        part.columns = _header_names([str(c) for c in part.columns])
+                        part = part.fillna("")
+                        part.index = pd.RangeIndex(start, start + len(part))
+                        start += len(part)
+                        msgs = list(extra_warnings)
+                        extra_warnings = []
+                        yield part, msgs
+                        done += 1
+                except pd.errors.ParserError as exc:
+                    if not _EXTRA_FIELDS.search(str(exc)):
+                        raise
+                except _ExtraFields:
+                    pass
                 else:
-                    parts = _sized_chunks(pd.read_csv(path, chunksize=chunksize[0], **kwargs), chunksize)
-                for part in parts:
-                    ncols = part.shape[1]
-                    part.columns = _header_names([str(c) for c in part.columns])
-                    part = part.fillna("")
-                    part.index = pd.RangeIndex(start, start + len(part))
-                    start += len(part)
-                    msgs = list(extra_warnings)
-                    extra_warnings = []
-                    if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
-                        msgs.append(f"文件 {source}：有的行列数多于表头，多出的内容已忽略")
-                        caught.clear()
-                    yield part, msgs
+                    return
+                finally:
+                    if hasattr(parts, "close"):
+                        parts.close()
+            # A row has more fields than the header: read again with the csv module, which
+            # keeps them, and go on from the first chunk not yet given out (same chunk sizes).
+            columns = [str(c) for c in pd.read_csv(path, nrows=0, **kwargs).columns]
+            ncols = len(columns)
+            rows = _repaired_rows(path, enc, sep, skip, columns, source, header_row)
+            for _ in islice(rows, start):
+                pass
+            names = _header_names(columns)
+            sizes = chain(chunksize[done:] if chunksize is not None and done < len(chunksize) else [], repeat(chunksize[-1] if chunksize is not None else None))
+            while True:
+                size = next(sizes)
+                batch = list(islice(rows, size))
+                if not batch and done:
+                    return
+                msgs = list(extra_warnings) + [w for _, w in batch if w]
+                extra_warnings = []
+                part = _frame([r for r, _ in batch], columns, start)
+                part.columns = names
+                start += len(batch)
+                yield part, msgs
+                done += 1
+                if size is None:
+                    return
         except pd.errors.EmptyDataError:
             raise SchemaError("文件为空", source=source, expected="带表头的表格文件", found="没有内容") from None
         except pd.errors.ParserError as exc:
