@@ -20,7 +20,7 @@ import json
 import math
 import secrets
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -98,6 +98,34 @@ class ConflictError(StoreError):
             f"信访件“{letter_id}”在您打开之后{who}（您看到的是第 {expected} 版，现在是第 {current} 版）。"
             "您的操作没有保存，请核对下面的最新内容后重新操作。"
         )
+
+
+@dataclass(frozen=True)
+class SkippedRecord:
+    """A scored record :meth:`Store.upsert_scored` did not store; the rest of the call was stored.
+
+    ``index`` is the record's position (0-based) in the sequence passed; ``column`` the field
+    that could not be stored; ``reason`` says why, in Chinese, without the record's values
+    (an over-long id may be a pasted letter text with a phone or ID number in it).
+    """
+
+    index: int
+    column: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    """What :meth:`Store.upsert_scored` did: ``stored`` letters written (distinct ids),
+    ``skipped`` records left out, and ``cut``: column name -> number of letters whose value
+    was cut to that column's length."""
+
+    stored: int
+    skipped: tuple[SkippedRecord, ...] = ()
+    cut: Mapping[str, int] = field(default_factory=dict)
+
+    def __int__(self) -> int:
+        return self.stored
 
 
 # --------------------------------------------------------------------------------------
@@ -261,7 +289,7 @@ def _opt_float(v: Any) -> float | None:
 
 def _opt_int(v: Any) -> int | None:
     f = _opt_float(v)
-    return None if f is None else int(f)
+    return None if f is None or not math.isfinite(f) else int(f)
 
 
 def _opt_datetime(v: Any) -> datetime | None:
@@ -307,6 +335,71 @@ def _reasons_text(v: Any) -> str | None:
     if isinstance(v, (list, tuple)):
         return "|".join(str(x) for x in v) or None
     return _opt_str(v)
+
+
+_INT32 = (-(2**31), 2**31 - 1)  # sa.Integer is 4 bytes on PostgreSQL
+_CUT_TRIM = " \t,，、;；/|"
+
+
+def _clean_text(v: str) -> str:
+    """Drop NUL characters and replace lone surrogates (U+FFFD): PostgreSQL refuses the first
+    and the UTF-8 encoder the second, either of which would fail the whole statement."""
+    if "\x00" in v:
+        v = v.replace("\x00", "")
+    if not v.isascii():
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            v = "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in v)
+    return v
+
+
+def _cut(v: str, n: int) -> str:
+    """``v`` cut to ``n`` characters; a cut inside a run of ASCII letters/digits (a phone or ID
+    number among several in one cell) backs off to the separator before it, so no partial
+    number is kept, unless the whole kept part is one such run."""
+    if len(v) <= n:
+        return v
+    kept = v[:n]
+    if _alnum(kept[-1]) and _alnum(v[n]):
+        k = len(kept)
+        while k and _alnum(kept[k - 1]):
+            k -= 1
+        if kept[:k].rstrip(_CUT_TRIM):
+            kept = kept[:k]
+    return kept.rstrip(_CUT_TRIM) or kept
+
+
+def _alnum(c: str) -> bool:
+    return c.isascii() and c.isalnum()
+
+
+def _limits(table: sa.Table, keys: Iterable[str]) -> tuple[dict[str, int], frozenset[str]]:
+    """(column -> String length, Integer columns) of ``table``, leaving out ``keys``."""
+    lengths = {
+        c.name: c.type.length
+        for c in table.columns
+        if isinstance(c.type, sa.String) and c.type.length and c.name not in keys
+    }
+    ints = frozenset(c.name for c in table.columns if isinstance(c.type, sa.Integer) and c.name not in keys)
+    return lengths, ints
+
+
+def _fit_row(row: dict[str, Any], limits: tuple[dict[str, int], frozenset[str]], cut: dict[str, int]) -> None:
+    """Fit ``row``'s values to its table's columns in place: text cleaned (:func:`_clean_text`),
+    over-long bounded strings cut to the column's length (counted in ``cut``), integers outside
+    the column's range dropped (None)."""
+    lengths, ints = limits
+    for name, v in row.items():
+        if isinstance(v, str):
+            v = _clean_text(v)
+            n = lengths.get(name)
+            if n is not None and len(v) > n:
+                v = _cut(v, n)
+                cut[name] = cut.get(name, 0) + 1
+            row[name] = v
+        elif name in ints and isinstance(v, int) and not (_INT32[0] <= v <= _INT32[1]):
+            row[name] = None
 
 
 def normalize_url(url: str | None) -> str:
@@ -405,22 +498,52 @@ class Store:
 
     # ---- scorer side -------------------------------------------------------------------
 
-    def upsert_scored(self, records: Sequence[Mapping[str, Any]], model_version: str, batch_id: str) -> int:
+    def upsert_scored(self, records: Sequence[Mapping[str, Any]], model_version: str, batch_id: str) -> UpsertResult:
         """Store scored letters: input fields and this model version's suggestions.
 
         Keyed by (letter id, model version).  The letter's input fields are refreshed, its
         queue shows this model version's suggestions, and its review version is bumped so an
         open form made on the old suggestions is caught.  Decision events are never touched.
+
+        Values are fitted to the columns, the same on SQLite and PostgreSQL (lengths are read
+        from the table definitions): a bounded text (channel, phone, id_number, batch id,
+        labels) longer than its column is cut to the column's length (at a separator, when
+        the cut would split a number; counted in ``cut``); NUL characters are dropped and lone
+        surrogates replaced; an integer outside the column's range is left empty.
+
+        Records this call cannot store are skipped, never merged or cut, and the others are
+        stored: an id longer than the id column (cutting it could merge two letters), or a
+        row the database still refuses (then the call is redone one letter per transaction
+        to find it).  Each appears in ``skipped`` with its position in ``records``.
+
+        Two records with the same id in one call: the later one wins (one letter, counted once).
+
+        Returns :class:`UpsertResult`.  Raises :class:`schema.SchemaError` for a record with no
+        id and :class:`StoreError` for a missing or over-long ``model_version``; nothing is
+        stored then.
         """
         if not model_version:
             raise StoreError("缺少模型版本（model_version）")
+        _check_version(model_version)
         now = utcnow()
+        id_max = min(letters.c.id.type.length, suggestions.c.letter_id.type.length)
         letter_rows: dict[str, dict] = {}
         sugg_rows: dict[str, dict] = {}
+        index_of: dict[str, int] = {}
+        skipped: list[SkippedRecord] = []
+        cut: dict[str, int] = {}
         for i, r in enumerate(records):
             lid = _opt_str(r.get("id"))
+            lid = lid and _clean_text(lid).strip()
             if not lid:
                 raise schema.SchemaError("记录缺少编号", row=i + 1, column="id", expected="非空编号", found=repr(r.get("id")))
+            if len(lid) > id_max:
+                skipped.append(
+                    SkippedRecord(i, "id", f"编号过长：应不超过 {id_max} 个字符，实为 {len(lid)} 个字符；未入库（截断可能使两件信访件合并）")
+                )
+                continue
+            index_of.pop(lid, None)  # a later duplicate takes the earlier one's place
+            index_of[lid] = i
             letter_rows[lid] = {
                 "id": lid,
                 "title": _opt_str(r.get("title")) or "",
@@ -466,9 +589,13 @@ class Store:
                 "uncertainty": active.letter_uncertainty(r),
             }
         if not letter_rows:
-            return 0
+            return UpsertResult(0, tuple(skipped), cut)
+        l_limits = _limits(letters, ("id",))
+        s_limits = _limits(suggestions, ("letter_id", "model_version"))
         for lid, row in letter_rows.items():
             row["q_unc"] = -sugg_rows[lid]["uncertainty"]
+            _fit_row(row, l_limits, cut)
+            _fit_row(sugg_rows[lid], s_limits, cut)
         ins_l = self._insert(letters)
         eff_risk = sa.func.coalesce(letters.c.label_risk, ins_l.excluded.eff_risk)
         ins_l = ins_l.on_conflict_do_update(
@@ -489,18 +616,39 @@ class Store:
             index_elements=["letter_id", "model_version"],
             set_={c.name: ins_s.excluded[c.name] for c in suggestions.c if c.name not in ("letter_id", "model_version")},
         )
-        lrows, srows = list(letter_rows.values()), list(sugg_rows.values())
-        with self._writing() as conn:
-            for start in range(0, len(lrows), 500):
-                conn.execute(ins_l, lrows[start : start + 500])
-                conn.execute(ins_s, srows[start : start + 500])
-        return len(letter_rows)
+
+        def write(lrows: list[dict], srows: list[dict]) -> None:
+            with self._writing() as conn:
+                for start in range(0, len(lrows), 500):
+                    conn.execute(ins_l, lrows[start : start + 500])
+                    conn.execute(ins_s, srows[start : start + 500])
+
+        lids = list(letter_rows)
+        try:  # the whole call in one transaction
+            write([letter_rows[k] for k in lids], [sugg_rows[k] for k in lids])
+            stored = len(lids)
+        except (sa.exc.DataError, sa.exc.IntegrityError):
+            # a value the fitting above did not foresee: nothing was written; redo one letter
+            # per transaction and skip the ones the database refuses
+            stored = 0
+            for k in lids:
+                try:
+                    write([letter_rows[k]], [sugg_rows[k]])
+                    stored += 1
+                except (sa.exc.DataError, sa.exc.IntegrityError) as exc:
+                    skipped.append(SkippedRecord(index_of[k], "", f"数据库拒绝此行（{type(exc.orig).__name__}）；未入库"))
+            skipped.sort(key=lambda x: x.index)
+        return UpsertResult(stored, tuple(skipped), cut)
 
     def record_batch(self, batch_id: str, model_version: str, stats: Mapping[str, Any]) -> None:
-        """Keep a batch's predicted label distribution and confidence statistics (for drift checks)."""
+        """Keep a batch's predicted label distribution and confidence statistics (for drift checks).
+
+        A batch id longer than its column is cut as :meth:`upsert_scored` cuts it."""
+        _check_version(str(model_version))
         ins = self._insert(batches_table)
+        # cut like the suggestions' batch_id (upsert_scored), so the two still match
         row = {
-            "batch_id": str(batch_id),
+            "batch_id": _cut(_clean_text(str(batch_id)), batches_table.c.batch_id.type.length),
             "model_version": str(model_version),
             "stats": json.dumps(stats, ensure_ascii=False, default=_json_default),
             "created_at": utcnow(),
@@ -1123,6 +1271,12 @@ class Store:
         raise StoreError(f"不支持的数据库：{self.engine.dialect.name}（支持 SQLite 和 PostgreSQL）")
 
 
+def _check_version(model_version: str) -> None:
+    n = min(letters.c.model_version.type.length, suggestions.c.model_version.type.length, batches_table.c.model_version.type.length)
+    if len(model_version) > n:
+        raise StoreError(f"模型版本号过长：应不超过 {n} 个字符，实为 {len(model_version)} 个字符")
+
+
 def _iso(v: Any) -> str | None:
     if _is_missing(v):
         return None
@@ -1184,6 +1338,8 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 
 
 def make_engine(url: str | None) -> sa.Engine:
+    """An engine for ``url``.  ``hide_parameters``: a statement error never prints the row's
+    values (names, ID numbers, phones) in its message or traceback."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
         kwargs: dict[str, Any] = {"connect_args": {"timeout": 30, "check_same_thread": False}}
@@ -1195,10 +1351,29 @@ def make_engine(url: str | None) -> sa.Engine:
                 Path(db_path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
             kwargs["pool_size"] = 30
             kwargs["max_overflow"] = 10
-        engine = sa.create_engine(url, **kwargs)
+        engine = sa.create_engine(url, hide_parameters=True, **kwargs)
         sa_event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return sa.create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    engine = sa.create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, hide_parameters=True)
+    sa_event.listen(engine, "handle_error", _hide_error_detail)
+    return engine
+
+
+def _hide_error_detail(ctx) -> None:
+    """PostgreSQL's DETAIL line can quote the row ("Failing row contains (..., 13812345678, ...)",
+    "Key (id)=(...) already exists"), which ``hide_parameters`` does not cover: keep only the
+    primary message (and hint) in the driver's exception and in SQLAlchemy's."""
+    orig = ctx.original_exception
+    diag = getattr(orig, "diag", None)
+    if diag is None or not getattr(diag, "message_detail", None) or not diag.message_primary:
+        return
+    text = diag.message_primary + "\nDETAIL:  （已隐藏，可能含个人信息）"
+    if diag.message_hint:
+        text += "\nHINT:  " + diag.message_hint
+    orig.args = (text,)
+    exc = ctx.sqlalchemy_exception
+    if isinstance(exc, sa.exc.DBAPIError) and exc.args:
+        exc.args = (f"({type(orig).__module__}.{type(orig).__name__}) {text}",)
 
 
 def recompute_uncertainty(bind: sa.Engine | sa.Connection, *, chunk: int = 5000) -> int:
