@@ -11,8 +11,9 @@ from triage.cli import build_parser, main
 SUBCOMMANDS = ["score", "synth", "train", "evaluate", "review", "users", "export-labels", "corrections", "retrain", "models", "drift", "label-issues", "reproduce"]
 
 
-def test_help_lists_every_subcommand():
-    out = subprocess.run([sys.executable, "-m", "triage.cli", "--help"], capture_output=True, text=True, check=True).stdout
+@pytest.mark.parametrize("module", ["triage.cli", "triage"])  # python -m triage works too
+def test_help_lists_every_subcommand(module):
+    out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, check=True).stdout
     for cmd in SUBCOMMANDS:
         assert cmd in out
 

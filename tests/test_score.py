@@ -662,6 +662,45 @@ def test_db_upsert_and_rescoring_keeps_a_clerks_decision(tmp_path, model_dir):
     store.close()
 
 
+def test_db_rows_without_an_id_from_two_files_do_not_overwrite_each_other(tmp_path, model_dir):
+    """ROW000002 is row 2 of whichever file: in the review database it carries a hash of the
+    letter, so another file's row 2 is another letter and the same file scored again updates
+    its own rows."""
+    from triage.store import open_store
+
+    url = f"sqlite:///{tmp_path / 'review.db'}"
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    _input(4).drop(columns=["编号"]).to_csv(a, index=False)
+    other = _input(6).drop(columns=["编号"]).iloc[2:]
+    other.to_csv(b, index=False)
+    _score(model_dir, a, tmp_path / "a_out.csv", db=url)
+    _score(model_dir, b, tmp_path / "b_out.csv", db=url)
+    _score(model_dir, a, tmp_path / "a_out2.csv", db=url)  # again: no new letters
+    store = open_store(url)
+    ids = store.queue_ids()
+    store.close()
+    assert len(ids) == 8 and all(i.startswith("ROW0000") for i in ids)
+    assert _read_csv(tmp_path / "a_out.csv")["id"].tolist() == ["ROW000002", "ROW000003", "ROW000004", "ROW000005"]
+
+
+def test_ids_channels_and_warnings_are_masked_unless_unmask(tmp_path, model_dir):
+    df = _input(3)
+    df["编号"] = ["110101199003077774", "ab13912345678cd", "X3"]  # an ID number used as the letter's number; a code
+    df["信访形式"] = ["电话13912345678", "来信", "来信"]
+    df.loc[1, "来信日期"] = "13912345678"  # echoed in a warning
+    src = tmp_path / "in.csv"
+    df.to_csv(src, index=False)
+    s = _score(model_dir, src, tmp_path / "o.csv")
+    res = _read_csv(tmp_path / "o.csv")
+    assert "110101199003077774" not in res["id"][0] and "13912345678" not in res["channel"][0]
+    assert res["id"][1] == "ab13912345678cd"  # an id that is not all digits is left whole, to be found again
+    assert s.warnings and not any("13912345678" in w for w in s.warnings)
+    s = _score(model_dir, src, tmp_path / "u.csv", unmask=True)
+    res = _read_csv(tmp_path / "u.csv")
+    assert res["id"][0] == "110101199003077774" and res["channel"][0] == "电话13912345678"
+    assert any("13912345678" in w for w in s.warnings)
+
+
 # ---------------------------------------------------------------------------------- resume
 
 

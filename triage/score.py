@@ -28,8 +28,10 @@ import concurrent.futures as cf
 import csv
 import datetime as dt
 import gc
+import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -322,6 +324,7 @@ class _Task:
     unmask: bool
     want_records: bool
     header_row: int = 1
+    generated_ids: frozenset[int] = frozenset()  # rows whose id was made from the row number
 
 
 def _error_text(exc: BaseException) -> str:
@@ -398,7 +401,17 @@ def _scored_frame(task: _Task) -> pd.DataFrame:
     return full
 
 
-def _chunk_stats(full: pd.DataFrame, header_row: int = 1) -> dict:
+def _db_key(row: Mapping[str, Any]) -> str:
+    """The review database's id for a row whose id was made from its row number (ROW000012):
+    that id with a hash of the letter, so the same file scored again updates its own rows, and
+    another file's row 12 is another letter instead of overwriting this one."""
+    h = hashlib.blake2b(digest_size=6)
+    for name in ("title", "text", "received_at"):
+        h.update(str(row.get(name, "")).encode("utf-8", "surrogatepass") + b"\x00")
+    return f"{row['id']}-{h.hexdigest()}"
+
+
+def _chunk_stats(full: pd.DataFrame, header_row: int = 1, unmask: bool = False) -> dict:
     ok = full["error"] == ""
     scored = full[ok]
     stats: dict[str, Any] = {
@@ -410,7 +423,8 @@ def _chunk_stats(full: pd.DataFrame, header_row: int = 1) -> dict:
         "conf_sum": {},
         "conf_n": {},
         "row_errors": [
-            f"第 {header_row + int(i) + 1} 行（编号 {full.at[i, 'id']}）：{full.at[i, 'error']}" for i in full.index[~ok][:_MAX_MESSAGES]
+            f"第 {header_row + int(i) + 1} 行（编号 {full.at[i, 'id'] if unmask else mask_pii(full.at[i, 'id'])}）：{full.at[i, 'error']}"
+            for i in full.index[~ok][:_MAX_MESSAGES]
         ],
     }
     for head in SUMMARY_HEADS:
@@ -442,14 +456,23 @@ def _cell_out(value: Any) -> str:
     return str(value)
 
 
+#: a letter id that is all digits (an ID number may end in X), long enough to be personal data
+_NUMBER_ID = re.compile(r"\d{11,19}[0-9Xx]?")
+
+
 def _masked(full: pd.DataFrame, passthrough: Iterable[str]) -> pd.DataFrame:
     out = full.copy()
     for name in PII_FIELDS:
         if name in out.columns:
             out[name] = [mask_field(name, v) if isinstance(v, str) else v for v in out[name]]
-    for name in ("title", "text", "evidence", *passthrough):
+    # the channel is the clerk's free text too
+    for name in ("title", "text", "evidence", "channel", *passthrough):
         if name in out.columns:
             out[name] = [mask_pii(v) if isinstance(v, str) and v else v for v in out[name]]
+    # an ID number or a phone used as the letter's number; other ids (0ffed64c…, X0012) are left
+    # whole, so that the clerk can still find the letter in the bureau's own system
+    if "id" in out.columns:
+        out["id"] = [mask_pii(v) if isinstance(v, str) and _NUMBER_ID.fullmatch(v) else v for v in out["id"]]
     return out
 
 
@@ -493,8 +516,13 @@ def _process_chunk(task: _Task) -> tuple[int, dict, list[dict] | None]:
         full, columns = _rendered(task)
     except Exception:  # noqa: BLE001 - find the row(s) behind it; the others are scored
         full, columns = _rendered_row_by_row(task)
-    stats = _chunk_stats(full, task.header_row)
-    records = full.to_dict("records") if task.want_records else None
+    stats = _chunk_stats(full, task.header_row, task.unmask)
+    records = None
+    if task.want_records:
+        records = full.to_dict("records")
+        for i, rec in zip(full.index, records):
+            if i in task.generated_ids:
+                rec["id"] = _db_key(rec)
     part = Path(task.part)
     with open(part.with_name(part.name + ".tmp"), "w", encoding="utf-8", newline="") as fh:
         csv.writer(fh, lineterminator="\r\n").writerows(zip(*columns))
@@ -762,7 +790,7 @@ def score_file(
                 n_chunks = k + 1
                 for w in table.report.warnings:
                     if len(summary.warnings) < _MAX_MESSAGES:
-                        summary.warnings.append(w)
+                        summary.warnings.append(w if unmask else mask_pii(w))  # they quote cells
                 frame = table.frame
                 if columns is None:
                     columns, rename = _output_columns(frame)
@@ -776,6 +804,7 @@ def score_file(
                     k=k,
                     frame=frame,
                     row_errors=dict(table.report.row_errors),
+                    generated_ids=frozenset(table.report.generated_ids),
                     columns=columns,
                     part=str(_part_path(directory, k)),
                     unmask=unmask,
