@@ -546,6 +546,20 @@ def test_long_letter_round_trip(tmp_path):
     assert cell.startswith(letter[:1000])
 
 
+def test_xlsx_write_drops_code_points_xml_forbids(tmp_path):
+    frame = pd.DataFrame({"编号": ["N1", "N2"], "内容": ["拖欠\ufffe工资\uffff", "噪音\ud800扰民\udfff"], "备注": ["控制\x01字符", ""]})
+    path = tmp_path / "odd.xlsx"
+    warnings = write_table(frame, path)
+    rows = list(openpyxl.load_workbook(path, read_only=True).worksheets[0].iter_rows(values_only=True))
+    assert [r[1] for r in rows] == ["内容", "拖欠工资", "噪音扰民"]
+    assert rows[1][2] == "控制字符"
+    assert [w for w in warnings if "U+FFFF" in w] == [
+        "第 2 行，列 “内容”：含有 Excel 不允许的字符（U+FFFE、U+FFFF 或单独的代理码位），已删除",
+        "第 3 行，列 “内容”：含有 Excel 不允许的字符（U+FFFE、U+FFFF 或单独的代理码位），已删除",
+    ]
+    assert any("第 2 行，列 “备注”" in w and "控制字符" in w for w in warnings)
+
+
 def test_write_is_atomic_and_replaces(tmp_path):
     path = tmp_path / "sub" / "t.xlsx"
     write_table(pd.DataFrame({"内容": ["旧"]}), path)

@@ -853,6 +853,11 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> list[str]:
     return out_warnings
 
 
+#: Code points XML 1.0 forbids that openpyxl's ILLEGAL_CHARACTERS_RE lets through: written
+#: into a sheet they make a workbook Excel must repair and openpyxl cannot read back.
+_NON_XML_RE = re.compile("[\ud800-\udfff\ufffe\uffff]")
+
+
 def excel_cell(value: object, warnings_out: list[str] | None = None, *, where: str = "") -> object:
     """A frame value made safe for an XLSX cell: missing -> None, dates -> ISO text,
     formula guard, illegal control characters removed, long text truncated to Excel's
@@ -868,6 +873,10 @@ def excel_cell(value: object, warnings_out: list[str] | None = None, *, where: s
         v = ILLEGAL_CHARACTERS_RE.sub("", v)
         if warnings_out is not None:
             warnings_out.append(f"{where}：含有 Excel 不允许的控制字符，已删除")
+    if _NON_XML_RE.search(v):
+        v = _NON_XML_RE.sub("", v)
+        if warnings_out is not None:
+            warnings_out.append(f"{where}：含有 Excel 不允许的字符（U+FFFE、U+FFFF 或单独的代理码位），已删除")
     if len(v) > EXCEL_CELL_LIMIT:
         if warnings_out is not None:
             warnings_out.append(f"{where}：内容 {len(v)} 字，超过 Excel 单元格上限 {EXCEL_CELL_LIMIT} 字，已截断（全文见CSV）")
