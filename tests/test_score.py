@@ -683,6 +683,26 @@ def test_db_rows_without_an_id_from_two_files_do_not_overwrite_each_other(tmp_pa
     assert _read_csv(tmp_path / "a_out.csv")["id"].tolist() == ["ROW000002", "ROW000003", "ROW000004", "ROW000005"]
 
 
+def test_rows_the_review_database_refuses_are_reported_and_the_rest_stored(tmp_path, model_dir):
+    """An id too long for the database's column is skipped there (the row stays in the output)
+    and named in the summary; an over-long channel is cut and counted."""
+    from triage.store import open_store
+
+    url = f"sqlite:///{tmp_path / 'review.db'}"
+    df = _input(5)
+    df.loc[3, "编号"] = "长" * 250
+    df["信访形式"] = ["来信", "来信", "网上信访" * 20, "来信", "来信"]
+    src = tmp_path / "in.csv"
+    df.to_csv(src, index=False)
+    s = _score(model_dir, src, tmp_path / "o.csv", db=url, chunksize=2)
+    assert len(_read_csv(tmp_path / "o.csv")) == 5
+    assert len(s.db_skipped) == 1 and s.db_skipped[0].startswith("第 5 行：") and s.db_cut == {"channel": 1}
+    assert "未写入复核数据库 1 行" in s.report() and "信访形式 1 件" in s.report()
+    store = open_store(url)
+    assert len(store.queue_ids()) == 4
+    store.close()
+
+
 def test_ids_channels_and_warnings_are_masked_unless_unmask(tmp_path, model_dir):
     df = _input(3)
     df["编号"] = ["110101199003077774", "ab13912345678cd", "X3"]  # an ID number used as the letter's number; a code

@@ -48,7 +48,7 @@ from triage.heap import batch_heap, keep_freed_memory
 from triage.io import CSV_SUFFIXES, XLSX_SUFFIXES, atomic_write, guard_formula, iter_table
 from triage.model import recurrence_keys
 from triage.normalize import mask_field, mask_pii
-from triage.schema import OUTPUT_FIELDS, PII_FIELDS, SchemaError
+from triage.schema import OUTPUT_FIELDS, PII_FIELDS, SchemaError, display_name
 from triage.workbook import ACCEPT_DAYS
 
 #: XLSX sheets hold at most this many rows, header included
@@ -99,6 +99,10 @@ class ScoreSummary:
     warnings: list[str] = field(default_factory=list)
     row_errors: list[str] = field(default_factory=list)
     file_warnings: list[str] = field(default_factory=list)
+    #: rows the review database did not take (the first few hundred), and column -> letters
+    #: whose value was cut to the column's length there
+    db_skipped: list[str] = field(default_factory=list)
+    db_cut: dict[str, int] = field(default_factory=dict)
     exit_code: int = 0
 
     def stats(self) -> dict:
@@ -134,6 +138,11 @@ class ScoreSummary:
             lines.append(f"  断点续跑：{self.resumed_chunks}/{self.chunks} 块沿用上次结果")
         if self.batch_id:
             lines.append(f"  已写入复核数据库，批次 {self.batch_id}")
+        if self.db_skipped:
+            lines.append(f"  未写入复核数据库 {len(self.db_skipped)} 行（仍在输出文件中），例如：{self.db_skipped[0]}")
+        if self.db_cut:
+            cut = "，".join(f"{display_name(c)} {n} 件" for c, n in sorted(self.db_cut.items()))
+            lines.append(f"  复核数据库中过长的内容已截断：{cut}")
         if self.row_errors:
             lines.append(f"  未能分拣的行，例如：{self.row_errors[0]}")
         n_warn = len(self.warnings)
@@ -419,6 +428,7 @@ def _chunk_stats(full: pd.DataFrame, header_row: int = 1, unmask: bool = False) 
         "scored": int(ok.sum()),
         "errors": int((~ok).sum()),
         "needs_review": int(scored["needs_review"].fillna(False).astype(bool).sum()) if len(scored) else 0,
+        "first_row": header_row + int(full.index[0]) + 1 if len(full) else 0,  # the file's row of the first
         "labels": {},
         "conf_sum": {},
         "conf_n": {},
@@ -769,7 +779,12 @@ def score_file(
 
     def finish(k: int, stats: dict, records: list[dict] | None) -> None:
         if store is not None and records:
-            store.upsert_scored(records, version, batch_id)
+            stored = store.upsert_scored(records, version, batch_id)
+            for sk in stored.skipped:
+                if len(summary.db_skipped) < _MAX_MESSAGES:
+                    summary.db_skipped.append(f"第 {stats['first_row'] + sk.index} 行：{sk.reason}")
+            for column, n in stored.cut.items():
+                summary.db_cut[column] = summary.db_cut.get(column, 0) + n
         _publish(directory, k, stats)
         bar.update(stats["rows"])
 
