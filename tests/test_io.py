@@ -560,6 +560,48 @@ def test_xlsx_write_drops_code_points_xml_forbids(tmp_path):
     assert any("第 2 行，列 “备注”" in w and "控制字符" in w for w in warnings)
 
 
+def _patch_sheet(path, old: str, new: str):
+    with zipfile.ZipFile(path) as zin:
+        items = [(info, zin.read(info.filename)) for info in zin.infolist()]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info, data in items:
+            if info.filename == "xl/worksheets/sheet1.xml":
+                assert old.encode() in data
+                data = data.replace(old.encode(), new.encode())
+            zout.writestr(info, data)
+
+
+@pytest.mark.parametrize(
+    ("row", "cell"),
+    [
+        (3, '<c r="A3" t="n"><v>12abc</v></c>'),  # a number cell holding text: ValueError
+        (3, '<c r="A3" t="s"><v>999</v></c>'),  # a shared string that does not exist: IndexError
+        (3, '<c r="A3" t="inlineStr"><is><t>拖欠&#xD800;工资</t></is></c>'),  # XML ParseError
+        (2, '<c r="A2" t="d"><v>not-a-date</v></c>'),  # in the header scan
+        (40, '<c r="A40" t="n"><v>12abc</v></c>'),  # after the header scan, in a later chunk
+    ],
+    ids=["text-in-number", "missing-shared-string", "bad-xml", "header-scan", "later-chunk"],
+)
+@pytest.mark.parametrize("chunked", [False, True])
+def test_damaged_xlsx_sheet_is_a_schema_error(tmp_path, row, cell, chunked):
+    path = tmp_path / "bad.xlsx"
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "登记"
+    ws.append(["编号", "内容"])
+    for i in range(2, 51):
+        ws.append([f"PLACE{i}", f"第{i}行来信内容"])
+    wb.save(path)
+    _patch_sheet(path, f'<c r="A{row}" t="inlineStr"><is><t>PLACE{row}</t></is></c>', cell)
+    if not chunked:
+        err = _raises(read_table, path)
+    else:
+        err = _raises(lambda: list(iter_table(path, chunksize=7)))
+    assert err.message.startswith("工作簿内容损坏，无法读取") and "工作表“登记”" in err.message
+    assert err.source == str(path) and err.row == row
+    assert err.expected == "Excel 保存的 .xlsx 工作簿"
+
+
 def test_write_is_atomic_and_replaces(tmp_path):
     path = tmp_path / "sub" / "t.xlsx"
     write_table(pd.DataFrame({"内容": ["旧"]}), path)

@@ -579,10 +579,10 @@ def _xlsx_raw(path: Path, sheet: str | int | None, chunksize: Sequence[int] | No
             raise SchemaError("找不到工作表", source=source, expected=str(sheet), found="、".join(names) or "（没有工作表）")
         if hasattr(ws, "reset_dimensions"):
             ws.reset_dimensions()  # the stored dimension is often wrong; read what is there
-        rows = ws.iter_rows(values_only=True)
+        rows = _guarded_rows(ws.iter_rows(values_only=True), source, ws.title)
         top: list[list[str]] = []
         for raw in rows:
-            top.append([_cell_text(v) for v in raw])
+            top.append(raw)
             if len(top) >= HEADER_SEARCH_ROWS:
                 break
         if not any(any(c.strip() for c in r) for r in top):
@@ -599,8 +599,7 @@ def _xlsx_raw(path: Path, sheet: str | int | None, chunksize: Sequence[int] | No
 
     def all_rows() -> Iterator[list[str]]:
         yield from top[k + 1 :]
-        for raw in rows:
-            yield [_cell_text(v) for v in raw]
+        yield from rows
 
     def chunks() -> Iterator[tuple[pd.DataFrame, list[str]]]:
         msgs = [_banner_warning(source, header_row)] if k else []
@@ -636,6 +635,30 @@ def _xlsx_raw(path: Path, sheet: str | int | None, chunksize: Sequence[int] | No
             wb.close()
 
     return _Raw(chunks(), "xlsx", header_row, title, tuple(names), wb.close)
+
+
+def _guarded_rows(rows: Iterator[tuple], source: str, sheet: str) -> Iterator[list[str]]:
+    """The sheet's rows as text cells; openpyxl's errors on a damaged sheet (bad XML, a number
+    cell holding text, an out-of-range shared string, a bad cell reference) become a
+    :class:`SchemaError` naming the file, the sheet and the row being read."""
+    row = 0
+    while True:
+        row += 1  # openpyxl's read-only rows start at 1 and fill gaps with empty rows
+        try:
+            raw = next(rows)
+        except StopIteration:
+            return
+        except MemoryError:
+            raise
+        except Exception as exc:  # ElementTree/lxml ParseError, ValueError, IndexError, KeyError, ...
+            raise SchemaError(
+                f"工作簿内容损坏，无法读取（工作表“{sheet}”：{type(exc).__name__}: {exc}）",
+                source=source,
+                row=row,
+                expected="Excel 保存的 .xlsx 工作簿",
+                found="损坏的工作表内容",
+            ) from None
+        yield [_cell_text(v) for v in raw]
 
 
 def _sized_chunks(reader, sizes: Sequence[int]) -> Iterator[pd.DataFrame]:
