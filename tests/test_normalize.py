@@ -6,6 +6,7 @@ from triage.normalize import (
     mask_field,
     mask_pii,
     normalize_text,
+    old_id_number_plausible,
 )
 
 
@@ -120,11 +121,12 @@ def test_mask_field():
 
 
 def _mask_pii_every_pattern(s: str) -> str:
-    """mask_pii without its prefilter: all five patterns, always."""
+    """mask_pii without its prefilter: all six patterns, always."""
     from triage import normalize as n
 
     s = n._EMAIL_RE.sub(n._mask_email, s)
     s = n._ID_RE.sub(n._mask_id, s)
+    s = n._OLD_ID_RE.sub(n._mask_old_id, s)
     s = n._CARD_RE.sub(n._mask_card, s)
     s = n._MOBILE_RE.sub(n._mask_mobile, s)
     return n._LANDLINE_RE.sub(n._mask_landline, s)
@@ -136,9 +138,137 @@ def test_mask_pii_prefilter_never_changes_the_result():
     rng = random.Random(20261127)
     alphabet = "0123456789０１２３４５６７８９ -@()+.xX信访a"
     texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 40))) for _ in range(20000)]
-    texts += ["电话138 1234 5678", "卡号6222-0212-3456-7890-128", "座机(0731)8888123", "a@b.cn"]
+    texts += ["电话138 1234 5678", "卡号6222-0212-3456-7890-128", "座机(0731)8888123", "a@b.cn", "110105 900307 123"]
     changed = 0
     for t in texts:
         assert mask_pii(t) == _mask_pii_every_pattern(t), t
         changed += mask_pii(t) != t
     assert changed > 50  # the fuzz really exercises masking, not only the early exit
+
+
+PHONE = "13800138000"
+ID18 = _make_id("11010519900307123")
+
+
+@pytest.mark.parametrize(
+    "raw, hidden, shown",
+    [
+        (f"ID{ID18}", ID18, "ID" + ID18[:4] + "*" * 12 + ID18[-2:]),
+        (f"tel{PHONE}", PHONE, "tel138****8000"),
+        (f"wechat{PHONE}，", PHONE, "wechat138****8000，"),
+        (f"微信号wx{PHONE}", PHONE, "wx138****8000"),
+    ],
+)
+def test_id_and_mobile_right_after_an_ascii_letter_are_masked(raw, hidden, shown):
+    masked = mask_pii(raw)
+    assert hidden not in masked and shown in masked
+
+
+@pytest.mark.parametrize(
+    "raw, hidden, shown",
+    [
+        (f"{PHONE}x", PHONE, "138****8000x"),
+        (f"手机{PHONE}abc转", PHONE, "138****8000abc"),
+        (f"{ID18}abc", ID18, ID18[:4] + "*" * 12 + ID18[-2:] + "abc"),
+        (f"{PHONE}号", PHONE, "138****8000号"),
+    ],
+)
+def test_id_and_mobile_right_before_a_letter_are_masked(raw, hidden, shown):
+    masked = mask_pii(raw)
+    assert hidden not in masked and shown in masked
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "订单号NO2026112600001已签收",  # 13 digits after letters: neither a mobile nor an ID
+        f"流水号2{PHONE}",  # a 12-digit run holding a mobile's digits is not a mobile
+        f"流水号{PHONE}2",
+        f"编号A{PHONE}9B",
+        "编号ID123456789012345678",  # 18 digits after letters, wrong check digit
+        "件号X202611260000001",  # 15 digits after a letter: no check digit, left alone
+    ],
+)
+def test_letters_around_digits_do_not_make_other_numbers_pii(raw):
+    assert mask_pii(raw) == raw
+
+
+def test_full_width_mobile_and_id_are_masked_in_place():
+    fw = str.maketrans("0123456789X", "０１２３４５６７８９Ｘ")
+    phone, id18, id_x = PHONE.translate(fw), ID18.translate(fw), VALID_ID_X.translate(fw)
+    for raw, hidden in (
+        (f"电话{phone}联系", phone),
+        (f"身份证{id18}。", id18),
+        (f"身份证{id_x}", id_x),
+        (f"tel{phone}", phone),
+    ):
+        masked = mask_pii(raw)
+        assert hidden not in masked and "*" in masked, raw
+        assert len(masked) == len(raw)  # in place: nothing around it moves
+    assert mask_pii(f"电话{phone}联系") == "电话１３８****８０００联系"
+    assert mask_pii(f"身份证{id18}。") == "身份证" + id18[:4] + "*" * 12 + id18[-2:] + "。"
+    assert id_number_checksum_ok(id18) and not id_number_checksum_ok(id18[:17] + "Ｘ")
+    # full-width digits that are not PII stay as they are
+    assert mask_pii("２０２６年１１月２６日来信，金额３５０００元") == "２０２６年１１月２６日来信，金额３５０００元"
+    # a full-width digit is a digit: a 16-digit run is not a 15-digit old ID followed by a letter
+    assert mask_pii("卡号４１１１１１１１１１１１１１１１") == "卡号４１１１********１１１１"
+
+
+@pytest.mark.parametrize("sep", [" ", "-"])
+def test_id_grouped_6_8_4_is_masked_with_its_separators(sep):
+    grouped = sep.join((ID18[:6], ID18[6:14], ID18[14:]))
+    masked = mask_pii(f"身份证号 {grouped} 请核实")
+    assert masked == f"身份证号 {ID18[:4]}**{sep}********{sep}**{ID18[-2:]} 请核实"
+    bad = ID18[:17] + ("1" if ID18[17] == "0" else "0")  # wrong check digit
+    bad_grouped = sep.join((bad[:6], bad[6:14], bad[14:]))
+    assert not id_number_checksum_ok(bad)
+    if not luhn_ok(bad):  # (a Luhn-valid one would be masked as a card, rightly)
+        assert mask_pii(f"编号 {bad_grouped} 号") == f"编号 {bad_grouped} 号"
+
+
+def test_old_15_digit_id():
+    assert old_id_number_plausible("110105900307123")
+    assert old_id_number_plausible("１１０１０５９００３０７１２３")
+    assert old_id_number_plausible("440301960229123")  # 1996 was a leap year
+    for implausible in (
+        "440301970229123",  # 29 February 1997
+        "110105901307123",  # month 13
+        "110105900300123",  # day 0
+        "202611260000001",  # a date-stamped serial number: no province 20
+        "991005900307123",  # no province 99
+        "110005900307123",  # city code 00
+        "11010590030712",  # 14 digits
+    ):
+        assert not old_id_number_plausible(implausible), implausible
+    assert mask_pii("身份证110105900307123，") == "身份证1101*********23，"
+    assert mask_pii("老身份证 110105-900307-123") == "老身份证 1101**-******-*23"
+    for left in ("订单202611260000001", "单号110105901307123。", "编号1101059003071234"):  # last: 16 digits
+        assert mask_pii(left) == left
+
+
+def test_fast_patterns_find_what_the_plain_patterns_find():
+    """The number patterns begin with their first character's class and look behind it (so re
+    skips to candidates in C); they must find the very spans of the plain patterns that state
+    the boundaries with a leading lookbehind."""
+    import random
+    import re
+
+    from triage import normalize as n
+
+    plain = {
+        n._ID_RE: r"(?<!\d)(\d{6}[- ]?\d{8}[- ]?\d{3}[\dXxＸｘ])(?!\d)",
+        n._OLD_ID_RE: r"(?<![\dA-Za-z])(\d{6}[- ]?\d{6}[- ]?\d{3})(?![\dA-Za-z])",
+        n._CARD_RE: r"(?<![\dA-Za-z])((?:\d[ -]?){15,18}\d)(?![\dA-Za-z])",
+        n._MOBILE_RE: r"(?<!\d)((?:[+＋]?[8８][6６][- ]?)?[1１][3-9３-９]\d[- ]?\d{4}[- ]?\d{4})(?!\d)",
+        n._LANDLINE_RE: r"(?<![\dA-Za-z])((?:\(?[0０]\d{2,3}\)?[- ]?)\d{7,8})(?![\dA-Za-z])",
+    }
+    rng = random.Random(27)
+    alphabet = "0123456789" * 3 + "０１３６８ -+＋()xXa信\n"
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 60))) for _ in range(8000)]
+    for fast, pattern in plain.items():
+        ref, found = re.compile(pattern), 0
+        for t in texts:
+            spans = [m.span(1) for m in fast.finditer(t)]
+            assert spans == [m.span(1) for m in ref.finditer(t)], (pattern, t)
+            found += len(spans)
+        assert found > 20, pattern  # the fuzz reaches every pattern

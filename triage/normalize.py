@@ -2,12 +2,15 @@
 
 ``normalize_text`` makes exports from different systems look alike (NFKC full-width to
 half-width, HTML and Excel residue, whitespace, runs of punctuation).  ``mask_pii`` hides
-resident ID numbers (checksum-validated), mobile and landline numbers, bank cards (Luhn)
-and e-mail addresses; it is applied by default to everything written out or logged.
+resident ID numbers (18-digit checksum-validated, also grouped 6-8-4 by spaces or hyphens;
+old 15-digit ones with a plausible area code and birth date), mobile and landline numbers,
+bank cards (Luhn) and e-mail addresses, in ASCII or full-width digits; it is applied by
+default to everything written out or logged.
 """
 
 from __future__ import annotations
 
+import calendar
 import html
 import re
 import unicodedata
@@ -61,9 +64,13 @@ _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 
 
+# Full-width digits and X (as typed with a Chinese IME) to ASCII, one character for one.
+_FULL_WIDTH = str.maketrans("０１２３４５６７８９Ｘｘ", "0123456789Xx")
+
+
 def id_number_checksum_ok(s: str) -> bool:
-    """GB 11643-1999 check digit of an 18-character resident ID number."""
-    s = s.upper()
+    """GB 11643-1999 check digit of an 18-character resident ID number (ASCII or full-width)."""
+    s = s.translate(_FULL_WIDTH).upper()
     if len(s) != 18 or not s[:17].isdigit() or not (s[17].isdigit() or s[17] == "X"):
         return False
     total = sum(int(c) * w for c, w in zip(s[:17], _ID_WEIGHTS))
@@ -71,6 +78,24 @@ def id_number_checksum_ok(s: str) -> bool:
         return False
     month, day = int(s[10:12]), int(s[12:14])
     return 1 <= month <= 12 and 1 <= day <= 31
+
+
+# First two digits of the area code (province level) on mainland resident ID numbers.
+_PROVINCE_CODES = frozenset(
+    "11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 61 62 63 64 65".split()
+)
+
+
+def old_id_number_plausible(s: str) -> bool:
+    """An old 15-digit resident ID number (6-digit area code, yymmdd birth date in the 1900s,
+    3-digit sequence): it has no check digit, so the area code's province and the date must be
+    real.  About 1 in 90 random 15-digit numbers passes; a date or timestamp such as
+    202611260000001 does not (there is no province 20)."""
+    s = s.translate(_FULL_WIDTH)
+    if len(s) != 15 or not s.isascii() or not s.isdigit() or s[:2] not in _PROVINCE_CODES or s[2:4] == "00":
+        return False
+    year, month, day = 1900 + int(s[6:8]), int(s[8:10]), int(s[10:12])
+    return 1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1]
 
 
 def luhn_ok(digits: str) -> bool:
@@ -87,24 +112,57 @@ def luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
-_NOT_DIGIT_BEFORE = r"(?<![0-9A-Za-z])"
-_NOT_DIGIT_AFTER = r"(?![0-9A-Za-z])"
-_ID_RE = re.compile(_NOT_DIGIT_BEFORE + r"(\d{17}[\dXx])" + _NOT_DIGIT_AFTER)
-_CARD_RE = re.compile(_NOT_DIGIT_BEFORE + r"((?:\d[ -]?){15,18}\d)" + _NOT_DIGIT_AFTER)
-_MOBILE_RE = re.compile(_NOT_DIGIT_BEFORE + r"((?:\+?86[- ]?)?1[3-9]\d[- ]?\d{4}[- ]?\d{4})" + _NOT_DIGIT_AFTER)
-_LANDLINE_RE = re.compile(_NOT_DIGIT_BEFORE + r"((?:\(?0\d{2,3}\)?[- ]?)\d{7,8})" + _NOT_DIGIT_AFTER)
+# Number boundaries.  ``\d`` matches full-width digits too (Python's re is Unicode-aware), so
+# only the literal digits in the patterns name both forms: [1１], [3-9３-９], [0０], [8８][6６].
+# ID numbers (checksum) and mobiles (1[3-9] and exactly 11 digits) may touch an ASCII letter on
+# either side (ID110105…, tel138…, 138…x): only a digit is a boundary, so a longer digit run is
+# not a mobile.  Cards (Luhn alone passes one random number in ten), landlines and old 15-digit
+# IDs (no check digit) still need a non-alphanumeric neighbour: 订单NO2026112600001 stays.
+_NOT_ALNUM_AFTER = r"(?![\dA-Za-z])"
+# Each pattern starts with the character class of its first character and checks the boundary
+# before it with a lookbehind over that character, ``\d(?<!\d\d)``: re then skips to candidate
+# characters in C instead of trying every position (a leading lookbehind hides the class).
+_ID_RE = re.compile(r"(\d(?<!\d\d)\d{5}[- ]?\d{8}[- ]?\d{3}[\dXxＸｘ])(?!\d)")
+_OLD_ID_RE = re.compile(r"(\d(?<![\dA-Za-z]\d)\d{5}[- ]?\d{6}[- ]?\d{3})" + _NOT_ALNUM_AFTER)
+_CARD_RE = re.compile(r"(\d(?<![\dA-Za-z]\d)(?:[ -]?\d){15,18})" + _NOT_ALNUM_AFTER)
+# [+＋]86, 86 or the 1 of the number itself, not after a digit
+_MOBILE_RE = re.compile(
+    r"([+＋8８1１](?<!\d.)(?:(?<=[+＋])[8８][6６][- ]?[1１]|(?<=[8８])[6６][- ]?[1１]|(?<=[1１]))"
+    r"[3-9３-９]\d[- ]?\d{4}[- ]?\d{4})(?!\d)"
+)
+_LANDLINE_RE = re.compile(r"([(0０](?<![\dA-Za-z].)(?:(?<=\()[0０]|(?<=[0０]))\d{2,3}\)?[- ]?\d{7,8})" + _NOT_ALNUM_AFTER)
 _EMAIL_RE = re.compile(r"([A-Za-z0-9._%+-]+)@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
-# Every number pattern above needs at least seven digits, at most one "-" or " " between two of
-# them (a landline's 7-8 digits, a mobile's 3-4-4 groups, a card's, an ID's 18); a text with no
-# such run and no "@" has nothing to mask, which is most letters: one scan instead of five.
+# Every number pattern above needs at least seven digits (ASCII or full-width), at most one "-"
+# or " " between two of them (a landline's 7-8 digits, a mobile's 3-4-4 groups, a card's, an
+# ID's 6-8-4 or 6-6-3); a text with no such run and no "@" has nothing to mask, which is most
+# letters: one scan instead of six.
 _MAY_HOLD_NUMBER = re.compile(r"\d(?:[- ]?\d){6}")
+
+
+def _hide_middle(raw: str, head: int, tail: int) -> str:
+    """Star every character of ``raw`` but the first ``head`` and last ``tail`` non-separators;
+    separators ("-", " ") stay where they are, so the length is the input's."""
+    n = len(raw) - raw.count("-") - raw.count(" ")
+    out, i = [], 0
+    for c in raw:
+        if c == "-" or c == " ":
+            out.append(c)
+            continue
+        out.append(c if i < head or i >= n - tail else "*")
+        i += 1
+    return "".join(out)
 
 
 def _mask_id(m: re.Match) -> str:
     s = m.group(1)
-    if not id_number_checksum_ok(s):
-        return s
-    return s[:4] + "*" * 12 + s[-2:]
+    if len(s) == 18:
+        return s[:4] + "*" * 12 + s[-2:] if id_number_checksum_ok(s) else s
+    return _hide_middle(s, 4, 2) if id_number_checksum_ok(s.replace("-", "").replace(" ", "")) else s
+
+
+def _mask_old_id(m: re.Match) -> str:
+    s = m.group(1)
+    return _hide_middle(s, 4, 2) if old_id_number_plausible(s.replace("-", "").replace(" ", "")) else s
 
 
 def _mask_card(m: re.Match) -> str:
@@ -132,7 +190,9 @@ def _mask_email(m: re.Match) -> str:
 
 
 def mask_pii(text: object) -> str:
-    """Mask resident IDs (valid checksum only), bank cards (Luhn), mobiles, landlines, e-mails."""
+    """Mask resident IDs (valid checksum, or old 15-digit ones with a real area code and birth
+    date), bank cards (Luhn), mobiles, landlines, e-mails.  Full-width digits are masked like
+    ASCII ones, in place (a full-width mobile or ID keeps its length and its visible digits)."""
     if text is None:
         return ""
     s = str(text)
@@ -140,8 +200,10 @@ def mask_pii(text: object) -> str:
         return s
     if "@" not in s and not _MAY_HOLD_NUMBER.search(s):
         return s
-    s = _EMAIL_RE.sub(_mask_email, s)
+    if "@" in s:
+        s = _EMAIL_RE.sub(_mask_email, s)
     s = _ID_RE.sub(_mask_id, s)
+    s = _OLD_ID_RE.sub(_mask_old_id, s)
     s = _CARD_RE.sub(_mask_card, s)
     s = _MOBILE_RE.sub(_mask_mobile, s)
     s = _LANDLINE_RE.sub(_mask_landline, s)
