@@ -3,6 +3,7 @@ import pytest
 from triage.normalize import (
     id_number_checksum_ok,
     luhn_ok,
+    mask_address,
     mask_field,
     mask_pii,
     normalize_text,
@@ -244,6 +245,16 @@ def test_old_15_digit_id():
     assert mask_pii("老身份证 110105-900307-123") == "老身份证 1101**-******-*23"
     for left in ("订单202611260000001", "单号110105901307123。", "编号1101059003071234"):  # last: 16 digits
         assert mask_pii(left) == left
+
+
+def test_mask_address_masks_pii_written_into_the_address():
+    raw = f"城关镇 身份证{ID18} 手机{PHONE}"
+    for masked in (mask_address(raw), mask_field("address", raw)):
+        assert ID18 not in masked and PHONE not in masked
+        assert masked.startswith("城关镇 身份证" + ID18[:4]) and "138****8000" in masked
+    masked = mask_address(f"青川县城关镇人民路12号 电话{PHONE}")
+    assert masked == "青川县城关镇人民路*号 电话138****8000"
+    assert mask_address("柳川县城关镇幸福村3组") == "柳川县城关镇幸福村*组"
 
 
 def test_fast_patterns_find_what_the_plain_patterns_find():

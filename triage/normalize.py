@@ -218,10 +218,14 @@ def mask_name(name: object) -> str:
     return s[0] + "*" * (len(s) - 1)
 
 
+_HOUSE_NUMBER = re.compile(r"\d+\s*(号|栋|单元|室|幢|组|号楼)")
+
+
 def mask_address(address: object) -> str:
-    """Keep the place down to the township/village level, hide house numbers."""
-    s = "" if address is None else str(address).strip()
-    return re.sub(r"\d+\s*(号|栋|单元|室|幢|组|号楼)", lambda m: "*" + m.group(1), s)
+    """Keep the place down to the township/village level, hide house numbers, and mask any ID
+    number, phone, card or e-mail written into the address cell (``mask_pii``)."""
+    s = mask_pii("" if address is None else str(address).strip())
+    return _HOUSE_NUMBER.sub(lambda m: "*" + m.group(1), s)
 
 
 def mask_field(name: str, value: object) -> str:
