@@ -290,7 +290,7 @@ def test_xlsx_data_outside_header_is_reported(tmp_path):
 def _extra_warning(path, row, ncols, nfields, column):
     return (
         f"文件 {path}，第 {row} 行：列数多于表头（应为 {ncols} 列，实际 {nfields} 列），"
-        f"多出的内容已并入最后一列“{column}”；请检查是否有未加引号的逗号"
+        f"多出的内容已并入列“{column}”；请检查是否有未加引号的逗号"
     )
 
 
@@ -316,7 +316,7 @@ def test_csv_extra_fields_in_a_later_chunk_keep_rows_and_chunks(tmp_path, chunks
     path = tmp_path / "big.csv"
     text = _csv_text(rows=[HEADER, *rows], header=banner)
     lines = text.splitlines(keepends=True)
-    lines[2 + 170] = lines[2 + 170].rstrip("\n") + ",甲,乙\n"  # data row 170, Excel row 173
+    lines[2 + 170] = lines[2 + 170].replace("反映情况", "反映情况,甲,乙", 1)  # data row 170, Excel row 173: commas in the text
     path.write_text("".join(lines), encoding="gb18030")
     whole = read_table(path)
     chunks = list(iter_table(path, chunksize=chunksize))
@@ -324,11 +324,23 @@ def test_csv_extra_fields_in_a_later_chunk_keep_rows_and_chunks(tmp_path, chunks
     joined = pd.concat([c.frame for c in chunks])
     pd.testing.assert_frame_equal(joined, whole.frame)
     assert joined.index.tolist() == list(range(230))
-    assert joined["备注"].tolist() == [r[5] + (",甲,乙" if i == 170 else "") for i, r in enumerate(rows)]
-    warning = _extra_warning(path, 173, 6, 8, "备注")
+    assert joined["text"].tolist() == [r[2].replace("反映情况", "反映情况,甲,乙") if i == 170 else r[2] for i, r in enumerate(rows)]
+    assert joined["备注"].tolist() == [r[5] for r in rows]  # the columns after the text are in place
+    warning = _extra_warning(path, 173, 6, 8, "内容")
     assert [w for c in chunks for w in c.report.warnings if "列数多于表头" in w] == [warning]
     assert warning in whole.report.warnings
     assert sum("表头在第 2 行" in w for c in chunks for w in c.report.warnings) == 1
+
+
+def test_csv_extra_fields_go_into_the_text_column_and_trailing_blanks_are_dropped(tmp_path):
+    """Where the header names the text, an unquoted comma was most likely typed in the letter:
+    the columns after the text stay in place; blank fields past the header (a,b,,) are dropped."""
+    path = tmp_path / "wide.csv"
+    path.write_text("编号,内容,人数,备注\nA1,工资,拖欠,三个月,2,无\nA2,正常,1,无,,\nA3,正常,1,无\n", encoding="utf-8")
+    table = read_table(path)
+    assert table.frame["text"].tolist() == ["工资,拖欠,三个月", "正常", "正常"]
+    assert table.frame["num_people"].tolist() == [2, 1, 1] and table.frame["备注"].tolist() == ["无"] * 3
+    assert [w for w in table.report.warnings if "列数多于表头" in w] == [_extra_warning(path, 2, 4, 6, "内容")]
 
 
 @pytest.mark.parametrize("wide_row_before", [False, True])  # the fast reader, and the csv-module re-read

@@ -380,7 +380,7 @@ class _ExtraFields(Exception):
 def _extra_fields_warning(source: str, row: int, ncols: int, nfields: int, column: str) -> str:
     return (
         f"文件 {source}，第 {row} 行：列数多于表头（应为 {ncols} 列，实际 {nfields} 列），"
-        f"多出的内容已并入最后一列“{column}”；请检查是否有未加引号的逗号"
+        f"多出的内容已并入列“{column}”；请检查是否有未加引号的逗号"
     )
 
 
@@ -389,10 +389,13 @@ def _repaired_rows(
 ) -> Iterator[tuple[list[str], str | None]]:
     """The data rows of a CSV read with Python's csv module, each with its warning (or None):
     a row with more fields than the header keeps its extra fields, joined back with the
-    delimiter, in the last column; a shorter row is padded with blank cells.  An unclosed
+    delimiter, in the letter's text column (where an unquoted comma most likely was; the last
+    column when no header names the text), after dropping blank fields past the header's
+    width (trailing delimiters); a shorter row is padded with blank cells.  An unclosed
     quote raises :class:`SchemaError` (the csv module would silently swallow the rest of
     the file into one cell)."""
     ncols = len(columns)
+    merge = next((i for i, c in enumerate(columns) if canonical_column(c) == "text"), ncols - 1)
     raw_lines: list[str] = []
 
     def lines(fh):
@@ -415,9 +418,12 @@ def _repaired_rows(
             row = header_row + index + 1
             index += 1
             warning = None
+            while len(rec) > ncols and not rec[-1].strip():
+                rec = rec[:-1]  # trailing delimiters: nothing lost
             if len(rec) > ncols:
-                warning = _extra_fields_warning(source, row, ncols, len(rec), columns[-1])
-                rec = rec[: ncols - 1] + [sep.join(rec[ncols - 1 :])]
+                warning = _extra_fields_warning(source, row, ncols, len(rec), columns[merge])
+                end = merge + len(rec) - ncols + 1
+                rec = rec[:merge] + [sep.join(rec[merge:end])] + rec[end:]
             elif len(rec) < ncols:
                 rec = rec + [""] * (ncols - len(rec))
             yield rec, warning
