@@ -318,12 +318,7 @@ def test_csv_extra_fields_in_a_later_chunk_keep_rows_and_chunks(tmp_path, chunks
     lines = text.splitlines(keepends=True)
     lines[2 + 170] = lines[2 + 170].replace("反映情况", "反映情况,甲,乙", 1)  # data row 170, Excel row 173: commas in the text
     path.write_text("".join(lines), encoding="gb18030")
-    whole = read_table(path)
-    chunks = list(iter_table(path, chunksize=chunksize))
-    assert [len(c.frame) for c in chunks] == lengths
-    joined = pd.concat([c.frame for c in chunks])
-    pd.testing.assert_frame_equal(joined, whole.frame)
-    assert joined.index.tolist() == list(range(230))
+    whole, chunks, joined = _read_whole_and_chunked(path, chunksize, lengths)
     assert joined["text"].tolist() == [r[2].replace("反映情况", "反映情况,甲,乙") if i == 170 else r[2] for i, r in enumerate(rows)]
     assert joined["备注"].tolist() == [r[5] for r in rows]  # the columns after the text are in place
     warning = _extra_warning(path, 173, 6, 8, "内容")
@@ -442,6 +437,17 @@ def _big_rows(n):
     return rows
 
 
+def _read_whole_and_chunked(path, chunksize, lengths):
+    """The file read whole and in chunks of ``lengths``: the chunks joined equal the whole."""
+    whole = read_table(path)
+    chunks = list(iter_table(path, chunksize=chunksize))
+    assert [len(c.frame) for c in chunks] == lengths
+    joined = pd.concat([c.frame for c in chunks])
+    pd.testing.assert_frame_equal(joined, whole.frame)
+    assert joined.index.tolist() == list(range(len(whole.frame)))
+    return whole, chunks, joined
+
+
 @pytest.mark.parametrize(
     ("chunksize", "lengths"),
     [(50, [50, 50, 50, 50, 30]), ([100, 30, 20], [100, 30, 20, 20, 20, 20, 20])],  # a sequence: its last size repeats
@@ -455,12 +461,7 @@ def test_chunked_reading_matches_whole_reading(tmp_path, kind, chunksize, length
         path.write_text(_csv_text(rows=rows), encoding="gb18030")
     else:
         _xlsx(path, {"S": [HEADER, *rows]})
-    whole = read_table(path)
-    chunks = list(iter_table(path, chunksize=chunksize))
-    assert [len(c.frame) for c in chunks] == lengths
-    joined = pd.concat([c.frame for c in chunks])
-    pd.testing.assert_frame_equal(joined, whole.frame)
-    assert joined.index.tolist() == list(range(230))
+    whole, chunks, joined = _read_whole_and_chunked(path, chunksize, lengths)
     row_errors = {}
     for c in chunks:
         row_errors.update(c.report.row_errors)
