@@ -20,6 +20,18 @@ def _reset_pg(url: str) -> None:
         conn.execute("CREATE SCHEMA public")
 
 
+def pytest_collection_modifyitems(config, items):
+    """A test marked postgresql_only runs its db_url case for PostgreSQL only: the SQLite case
+    is deselected (not skipped), so a full run shows no skip for it."""
+    keep, drop = [], []
+    for item in items:
+        param = getattr(getattr(item, "callspec", None), "params", {}).get("db_url")
+        (drop if param == "sqlite" and item.get_closest_marker("postgresql_only") else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 @pytest.fixture(
     params=["sqlite", pytest.param("postgresql", marks=pytest.mark.heavy)],
 )

@@ -533,10 +533,9 @@ def test_statement_errors_never_print_row_values(store, records, deps):
     assert FAKE_PHONE not in msg and FAKE_ID_NUMBER not in msg and "张三丰" not in msg
 
 
-def test_database_error_detail_never_quotes_the_row(store, records, deps, db_url):
+@pytest.mark.postgresql_only  # SQLite's messages never quote the row
+def test_database_error_detail_never_quotes_the_row(store, records, deps):
     """PostgreSQL's DETAIL line quotes the failing row (not covered by hide_parameters)."""
-    if not db_url.startswith("postgresql"):
-        pytest.skip("SQLite's messages never quote the row")
     rec = records(1, deps)[0]
     store.upsert_scored([rec], "m1", "b1")
     with pytest.raises(sa.exc.IntegrityError) as err:  # NOT NULL violated: "Failing row contains (...)"
@@ -593,11 +592,10 @@ def test_upsert_duplicate_ids_in_one_call_later_row_wins(store, records, deps):
         assert conn.execute(sa.text("select count(*) from suggestions")).scalar_one() == 3
 
 
-def test_upsert_refused_row_is_skipped_and_the_rest_stored(store, records, deps, monkeypatch, db_url):
+@pytest.mark.postgresql_only  # SQLite stores a NUL character; the refusal needs PostgreSQL
+def test_upsert_refused_row_is_skipped_and_the_rest_stored(store, records, deps, monkeypatch):
     """A value the fitting does not foresee (here: cleaning switched off, a NUL character that
     PostgreSQL refuses): the call is redone letter by letter and only that letter is skipped."""
-    if not db_url.startswith("postgresql"):
-        pytest.skip("SQLite stores a NUL character; the refusal needs PostgreSQL")
     import triage.store as st
 
     monkeypatch.setattr(st, "_clean_text", lambda v: v)
