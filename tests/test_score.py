@@ -386,6 +386,27 @@ def test_a_failure_outside_the_model_marks_only_its_row(tmp_path, model_dir, mon
     assert res["id_number"].tolist()[2] == res["id_number"].tolist()[0] != df["身份证号"][0]  # the failed row is masked too
 
 
+def test_a_row_whose_output_cannot_be_formatted_keeps_its_place_with_the_error(tmp_path, model_dir, monkeypatch):
+    """Even when masking the row's own cells raises, the row is output (cell by cell) with the reason."""
+    df = _input(4)
+    src = tmp_path / "in.csv"
+    df.to_csv(src, index=False)
+    real = score_mod._masked
+
+    def masked(full, passthrough):
+        if (full["id"] == "X0002").any():
+            raise ValueError("cannot mask")
+        return real(full, passthrough)
+
+    monkeypatch.setattr(score_mod, "_masked", masked)
+    s = _score(model_dir, src, tmp_path / "o.csv")
+    res = _read_csv(tmp_path / "o.csv")
+    assert res["id"].tolist() == ["X0000", "X0001", "X0002", "X0003"] and s.rows == 4
+    assert res["error"][2] == "分拣出错（ValueError：cannot mask）" and (res["error"].drop(index=2) == "").all()
+    assert res["id_number"][2] == res["id_number"][0] != df["身份证号"][0]  # still masked
+    assert res["text"][2] == df["信访内容"][2]
+
+
 def test_empty_file_is_a_schema_error_and_exit_2(tmp_path, model_dir, capsys):
     src = tmp_path / "empty.csv"
     src.write_bytes(b"")
@@ -696,7 +717,8 @@ def test_rows_the_review_database_refuses_are_reported_and_the_rest_stored(tmp_p
     df.to_csv(src, index=False)
     s = _score(model_dir, src, tmp_path / "o.csv", db=url, chunksize=2)
     assert len(_read_csv(tmp_path / "o.csv")) == 5
-    assert len(s.db_skipped) == 1 and s.db_skipped[0].startswith("第 5 行：") and s.db_cut == {"channel": 1}
+    assert len(s.db_skipped) == s.db_skipped_n == s.stats()["db_skipped"] == 1 and s.db_cut == {"channel": 1}
+    assert s.db_skipped[0].startswith("第 5 行：")
     assert "未写入复核数据库 1 行" in s.report() and "信访形式 1 件" in s.report()
     store = open_store(url)
     assert len(store.queue_ids()) == 4
@@ -704,16 +726,18 @@ def test_rows_the_review_database_refuses_are_reported_and_the_rest_stored(tmp_p
 
 
 def test_ids_channels_and_warnings_are_masked_unless_unmask(tmp_path, model_dir):
-    df = _input(3)
-    df["编号"] = ["110101199003077774", "ab13912345678cd", "X3"]  # an ID number used as the letter's number; a code
-    df["信访形式"] = ["电话13912345678", "来信", "来信"]
+    df = _input(24)
+    serials = [f"20261127{i:08d}" for i in range(20)]  # a bureau's own long serials: some pass the card (Luhn) check
+    df["编号"] = ["110101199003077774", "ab13912345678cd", "13912345678", *serials, "X24"]
+    df["信访形式"] = ["电话13912345678"] + ["来信"] * 23
     df.loc[1, "来信日期"] = "13912345678"  # echoed in a warning
     src = tmp_path / "in.csv"
     df.to_csv(src, index=False)
     s = _score(model_dir, src, tmp_path / "o.csv")
     res = _read_csv(tmp_path / "o.csv")
     assert "110101199003077774" not in res["id"][0] and "13912345678" not in res["channel"][0]
-    assert res["id"][1] == "ab13912345678cd"  # an id that is not all digits is left whole, to be found again
+    assert res["id"][1] == "ab13912345678cd" and "13912345678" not in res["id"][2]
+    assert res["id"][3:23].tolist() == serials  # only an ID number or a mobile as the whole id is masked
     assert s.warnings and not any("13912345678" in w for w in s.warnings)
     s = _score(model_dir, src, tmp_path / "u.csv", unmask=True)
     res = _read_csv(tmp_path / "u.csv")

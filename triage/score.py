@@ -47,7 +47,7 @@ from triage import schema
 from triage.heap import batch_heap, keep_freed_memory
 from triage.io import CSV_SUFFIXES, XLSX_SUFFIXES, atomic_write, guard_formula, iter_table
 from triage.model import recurrence_keys
-from triage.normalize import mask_field, mask_pii
+from triage.normalize import id_number_checksum_ok, mask_field, mask_pii
 from triage.schema import OUTPUT_FIELDS, PII_FIELDS, SchemaError, display_name
 from triage.workbook import ACCEPT_DAYS
 
@@ -102,6 +102,7 @@ class ScoreSummary:
     #: rows the review database did not take (the first few hundred), and column -> letters
     #: whose value was cut to the column's length there
     db_skipped: list[str] = field(default_factory=list)
+    db_skipped_n: int = 0
     db_cut: dict[str, int] = field(default_factory=dict)
     exit_code: int = 0
 
@@ -115,6 +116,8 @@ class ScoreSummary:
             "needs_review": self.needs_review,
             "labels": self.labels,
             "mean_confidence": self.mean_confidence,
+            "db_skipped": self.db_skipped_n,
+            "db_cut": self.db_cut,
         }
 
     def report(self) -> str:
@@ -138,10 +141,10 @@ class ScoreSummary:
             lines.append(f"  断点续跑：{self.resumed_chunks}/{self.chunks} 块沿用上次结果")
         if self.batch_id:
             lines.append(f"  已写入复核数据库，批次 {self.batch_id}")
-        if self.db_skipped:
-            lines.append(f"  未写入复核数据库 {len(self.db_skipped)} 行（仍在输出文件中），例如：{self.db_skipped[0]}")
+        if self.db_skipped_n:
+            lines.append(f"  未写入复核数据库 {self.db_skipped_n} 行（仍在输出文件中），例如：{self.db_skipped[0]}")
         if self.db_cut:
-            cut = "，".join(f"{display_name(c)} {n} 件" for c, n in sorted(self.db_cut.items()))
+            cut = "，".join(f"{_db_column_name(c)} {n} 件" for c, n in sorted(self.db_cut.items()))
             lines.append(f"  复核数据库中过长的内容已截断：{cut}")
         if self.row_errors:
             lines.append(f"  未能分拣的行，例如：{self.row_errors[0]}")
@@ -156,6 +159,15 @@ class ScoreSummary:
 # --------------------------------------------------------------------------------------
 # Paths and the checkpoint directory
 # --------------------------------------------------------------------------------------
+
+
+def _db_column_name(column: str) -> str:
+    """A review-database column as the clerk's summary names it."""
+    if column == "batch_id":
+        return "批次号"
+    if column.startswith("label_"):
+        return f"{display_name(column[len('label_'):])}（人工）"
+    return display_name(column)
 
 
 def default_output(input_path: str | os.PathLike) -> Path:
@@ -433,7 +445,7 @@ def _chunk_stats(full: pd.DataFrame, header_row: int = 1, unmask: bool = False) 
         "conf_sum": {},
         "conf_n": {},
         "row_errors": [
-            f"第 {header_row + int(i) + 1} 行（编号 {full.at[i, 'id'] if unmask else mask_pii(full.at[i, 'id'])}）：{full.at[i, 'error']}"
+            f"第 {header_row + int(i) + 1} 行（编号 {_shown_id(full.at[i, 'id'], unmask)}）：{full.at[i, 'error']}"
             for i in full.index[~ok][:_MAX_MESSAGES]
         ],
     }
@@ -466,8 +478,19 @@ def _cell_out(value: Any) -> str:
     return str(value)
 
 
-#: a letter id that is all digits (an ID number may end in X), long enough to be personal data
-_NUMBER_ID = re.compile(r"\d{11,19}[0-9Xx]?")
+#: a mobile number, ASCII or full-width, as a whole letter id
+_MOBILE_ID = re.compile(r"[1１][3-9３-９][0-9０-９]{9}")
+
+
+def _shown_id(value: Any, unmask: bool) -> Any:
+    """A letter id as the output and the messages show it: masked only when the whole id is a
+    resident ID number (valid check digit) or a mobile number, i.e. personal data used as the
+    letter's number.  Other ids, long digit serials included, stay whole, so that the clerk can
+    find the letter in the bureau's own system."""
+    if unmask or not isinstance(value, str):
+        return value
+    s = value.strip()
+    return mask_pii(value) if id_number_checksum_ok(s) or _MOBILE_ID.fullmatch(s) else value
 
 
 def _masked(full: pd.DataFrame, passthrough: Iterable[str]) -> pd.DataFrame:
@@ -479,10 +502,8 @@ def _masked(full: pd.DataFrame, passthrough: Iterable[str]) -> pd.DataFrame:
     for name in ("title", "text", "evidence", "channel", *passthrough):
         if name in out.columns:
             out[name] = [mask_pii(v) if isinstance(v, str) and v else v for v in out[name]]
-    # an ID number or a phone used as the letter's number; other ids (0ffed64c…, X0012) are left
-    # whole, so that the clerk can still find the letter in the bureau's own system
     if "id" in out.columns:
-        out["id"] = [mask_pii(v) if isinstance(v, str) and _NUMBER_ID.fullmatch(v) else v for v in out["id"]]
+        out["id"] = [_shown_id(v, False) for v in out["id"]]
     return out
 
 
@@ -513,11 +534,29 @@ def _rendered_row_by_row(task: _Task) -> tuple[pd.DataFrame, list[list[str]]]:
                 full[name] = None
             full["model_version"] = full["accept_by"] = ""
             full["error"] = _error_text(exc)
-            full, cols = _rendered(one, full)
+            try:
+                full, cols = _rendered(one, full)
+            except Exception:  # noqa: BLE001 - even its input will not render: cell by cell
+                cols = _bare_row(full, task)
         fulls.append(full)
         for out, col in zip(columns, cols):
             out.extend(col)
     return (pd.concat(fulls) if fulls else _scored_frame(task)), columns
+
+
+def _bare_row(full: pd.DataFrame, task: _Task) -> list[list[str]]:
+    """A one-row ``full`` as output cells taken one at a time (masked unless ``task.unmask``,
+    formula-guarded); a cell that fails even so is left blank, and the row keeps its error."""
+    out = []
+    for c in task.columns:
+        try:
+            text = _cell_out(full[c].iloc[0])
+            if not task.unmask:
+                text = mask_field(c, text) if c in PII_FIELDS else mask_pii(text)
+            out.append([guard_formula(text)])
+        except Exception:  # noqa: BLE001
+            out.append([""])
+    return out
 
 
 def _process_chunk(task: _Task) -> tuple[int, dict, list[dict] | None]:
@@ -780,6 +819,7 @@ def score_file(
     def finish(k: int, stats: dict, records: list[dict] | None) -> None:
         if store is not None and records:
             stored = store.upsert_scored(records, version, batch_id)
+            summary.db_skipped_n += len(stored.skipped)
             for sk in stored.skipped:
                 if len(summary.db_skipped) < _MAX_MESSAGES:
                     summary.db_skipped.append(f"第 {stats['first_row'] + sk.index} 行：{sk.reason}")
