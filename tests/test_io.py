@@ -483,6 +483,28 @@ def test_chunksize_must_be_positive(tmp_path, chunksize):
         next(iter_table(path, chunksize=chunksize))
 
 
+def test_chunksize_may_be_a_numpy_integer(tmp_path):
+    import numpy as np
+
+    path = tmp_path / "a.csv"
+    path.write_text("内容\n" + "来信\n" * 5, encoding="utf-8")
+    assert [len(t.frame) for t in iter_table(path, chunksize=np.int64(2))] == [2, 2, 1]
+    assert [len(t.frame) for t in iter_table(path, chunksize=np.array([3, 1]))] == [3, 1, 1]
+
+
+def test_warnings_of_the_caller_are_not_swallowed_while_a_csv_is_read(tmp_path):
+    """The reader catches pandas' ParserWarning around its own reading only."""
+    import warnings
+
+    path = tmp_path / "a.csv"
+    path.write_text("内容\n" + "来信\n" * 5, encoding="utf-8")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        for _ in iter_table(path, chunksize=2):
+            warnings.warn("the caller's own", UserWarning)
+    assert [str(w.message) for w in seen] == ["the caller's own"] * 3
+
+
 def test_chunked_reading_without_id_column_generates_unique_ids(tmp_path):
     path = tmp_path / "noid.csv"
     path.write_text("".join(f"来信{i}\n" for i in range(12)).replace("来信0", "内容", 1), encoding="utf-8")

@@ -29,10 +29,13 @@ Conventions worth knowing:
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import datetime as dt
 import io as _stdio
 import logging
+import numbers
+import operator
 import os
 import re
 import tempfile
@@ -44,6 +47,7 @@ from typing import Callable, Iterator, Sequence
 
 import pandas as pd
 
+from triage.normalize import mask_pii
 from triage.schema import (
     TEXT_FIELDS,
     SchemaError,
@@ -481,36 +485,41 @@ def _csv_raw(path: Path, encoding: str | None, chunksize: Sequence[int] | None) 
         done = 0  # chunks yielded
         ncols = 0
         try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", pd.errors.ParserWarning)
-                parts = None
-                try:
+            parts = None
+            try:
+                # pandas' ParserWarning (it dropped the extra fields of a row) is caught around
+                # pandas' own reading only, not across the yields: the caller's warnings are its own
+                with _parser_warnings() as dropped:
                     if chunksize is None:
                         parts = iter([pd.read_csv(path, **kwargs)])
                     else:
                         parts = _sized_chunks(pd.read_csv(path, chunksize=chunksize[0], **kwargs), chunksize)
-                    for part in parts:
-                        if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
-                            raise _ExtraFields  # pandas dropped the extra fields of a row
-                        ncols = part.shape[1]
-                        part.columns = _header_names([str(c) for c in part.columns])
-                        part = part.fillna("")
-                        part.index = pd.RangeIndex(start, start + len(part))
-                        start += len(part)
-                        msgs = list(extra_warnings)
-                        extra_warnings = []
-                        yield part, msgs
-                        done += 1
-                except pd.errors.ParserError as exc:
-                    if not _EXTRA_FIELDS.search(str(exc)):
-                        raise
-                except _ExtraFields:
-                    pass
-                else:
-                    return
-                finally:
-                    if hasattr(parts, "close"):
-                        parts.close()
+                while True:
+                    with _parser_warnings() as dropped_now:
+                        part = next(parts, None)
+                    if dropped or dropped_now:
+                        raise _ExtraFields
+                    if part is None:
+                        break
+                    ncols = part.shape[1]
+                    part.columns = _header_names([str(c) for c in part.columns])
+                    part = part.fillna("")
+                    part.index = pd.RangeIndex(start, start + len(part))
+                    start += len(part)
+                    msgs = list(extra_warnings)
+                    extra_warnings = []
+                    yield part, msgs
+                    done += 1
+            except pd.errors.ParserError as exc:
+                if not _EXTRA_FIELDS.search(str(exc)):
+                    raise
+            except _ExtraFields:
+                pass
+            else:
+                return
+            finally:
+                if hasattr(parts, "close"):
+                    parts.close()
             # A row has more fields than the header: read again with the csv module, which
             # keeps them, and go on from the first chunk not yet given out (same chunk sizes).
             columns = [str(c) for c in pd.read_csv(path, nrows=0, **kwargs).columns]
@@ -519,7 +528,7 @@ def _csv_raw(path: Path, encoding: str | None, chunksize: Sequence[int] | None) 
             for _ in islice(rows, start):
                 pass
             names = _header_names(columns)
-            sizes = chain(chunksize[done:] if chunksize is not None and done < len(chunksize) else [], repeat(chunksize[-1] if chunksize is not None else None))
+            sizes = _chunk_lengths(chunksize, done) if chunksize is not None else repeat(None)
             while True:
                 size = next(sizes)
                 batch = list(islice(rows, size))
@@ -609,7 +618,8 @@ def _xlsx_raw(path: Path, sheet: str | int | None, chunksize: Sequence[int] | No
 
     def chunks() -> Iterator[tuple[pd.DataFrame, list[str]]]:
         msgs = [_banner_warning(source, header_row)] if k else []
-        sizes = list(chunksize or [])
+        lengths = _chunk_lengths(chunksize) if chunksize else None
+        size = next(lengths) if lengths else None
         buf: list[list[str]] = []
         blank_run: list[list[str]] = []  # blank rows held back until a non-blank row follows
         start = 0
@@ -628,10 +638,9 @@ def _xlsx_raw(path: Path, sheet: str | int | None, chunksize: Sequence[int] | No
                 buf.extend(blank_run)
                 blank_run = []
                 buf.append(cells)
-                while sizes and len(buf) >= sizes[0]:
-                    part, buf = buf[: sizes[0]], buf[sizes[0] :]
-                    if len(sizes) > 1:
-                        sizes = sizes[1:]
+                while size and len(buf) >= size:
+                    part, buf = buf[:size], buf[size:]
+                    size = next(lengths)
                     yield _frame(part, columns, start), msgs
                     msgs = []
                     start += len(part)
@@ -658,7 +667,7 @@ def _guarded_rows(rows: Iterator[tuple], source: str, sheet: str) -> Iterator[li
             raise
         except Exception as exc:  # ElementTree/lxml ParseError, ValueError, IndexError, KeyError, ...
             raise SchemaError(
-                f"工作簿内容损坏，无法读取（工作表“{sheet}”：{type(exc).__name__}: {exc}）",
+                f"工作簿内容损坏，无法读取（工作表“{sheet}”：{type(exc).__name__}: {mask_pii(str(exc))}）",
                 source=source,
                 row=row,
                 expected="Excel 保存的 .xlsx 工作簿",
@@ -667,11 +676,34 @@ def _guarded_rows(rows: Iterator[tuple], source: str, sheet: str) -> Iterator[li
         yield [_cell_text(v) for v in raw]
 
 
+def _chunk_lengths(sizes: Sequence[int], skip: int = 0) -> Iterator[int]:
+    """The rows of each chunk from the ``skip``-th on: ``sizes`` in turn, then its last value
+    for ever (iter_table's ``chunksize`` as a sequence)."""
+    return chain(sizes[skip:], repeat(sizes[-1]))
+
+
+@contextlib.contextmanager
+def _parser_warnings() -> Iterator[list]:
+    """Inside: pandas' ParserWarnings are recorded, not shown; the list says whether one came
+    (pandas dropped the extra fields of a row).  Other warnings pass as usual."""
+    found: list = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", pd.errors.ParserWarning)
+        try:
+            yield found
+        finally:
+            for w in caught:
+                if issubclass(w.category, pd.errors.ParserWarning):
+                    found.append(w)
+                else:
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
 def _sized_chunks(reader, sizes: Sequence[int]) -> Iterator[pd.DataFrame]:
     """Chunks of ``sizes[0]``, ``sizes[1]``, ... rows from a pandas CSV reader (the last size
     repeats), as iterating the reader gives chunks of one size."""
     with reader:
-        for size in chain(sizes, repeat(sizes[-1])):
+        for size in _chunk_lengths(sizes):
             try:
                 yield reader.get_chunk(size)
             except StopIteration:
@@ -761,7 +793,7 @@ def iter_table(
     errors and warnings continue across chunks.  Duplicate ids across chunks are
     reported in the later chunk.  A header-only file yields one empty chunk.
     """
-    sizes = [chunksize] if isinstance(chunksize, int) else [int(n) for n in chunksize]
+    sizes = [operator.index(chunksize)] if isinstance(chunksize, numbers.Integral) else [operator.index(n) for n in chunksize]
     if not sizes or min(sizes) < 1:
         raise ValueError("chunksize must be positive")
     raw = _raw(path, sheet, encoding, sizes)
