@@ -274,3 +274,17 @@ def test_fast_patterns_find_what_the_plain_patterns_find():
             assert spans == [m.span(1) for m in ref.finditer(t)], (pattern, t)
             found += len(spans)
         assert found > 20, pattern  # the fuzz reaches every pattern
+
+
+@pytest.mark.parametrize(
+    "raw, hidden",
+    [
+        ("１３８－１２３４－５６７８", "１２３４"),  # full-width hyphens (U+FF0D), as a Chinese IME types them
+        ("电话138－1234－5678", "1234"),
+        ("电话138\u30001234\u30005678", "1234"),  # ideographic spaces
+        ("座机０５７１－８８８８６６６６", "８８８８"),
+    ],
+)
+def test_numbers_with_full_width_separators_are_masked(raw, hidden):
+    masked = mask_pii(raw)
+    assert hidden not in masked and "*" in masked

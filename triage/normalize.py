@@ -119,33 +119,37 @@ def luhn_ok(digits: str) -> bool:
 # not a mobile.  Cards (Luhn alone passes one random number in ten), landlines and old 15-digit
 # IDs (no check digit) still need a non-alphanumeric neighbour: 订单NO2026112600001 stays.
 _NOT_ALNUM_AFTER = r"(?![\dA-Za-z])"
+# A separator inside a number: "-" or " ", ASCII or full-width (as a Chinese IME types them).
+_SEPARATORS = "- \uff0d\u3000"
+_SEP = f"[{_SEPARATORS}]"
+_DROP_SEPARATORS = str.maketrans("", "", _SEPARATORS)
 # Each pattern starts with the character class of its first character and checks the boundary
 # before it with a lookbehind over that character, ``\d(?<!\d\d)``: re then skips to candidate
 # characters in C instead of trying every position (a leading lookbehind hides the class).
-_ID_RE = re.compile(r"(\d(?<!\d\d)\d{5}[- ]?\d{8}[- ]?\d{3}[\dXxＸｘ])(?!\d)")
-_OLD_ID_RE = re.compile(r"(\d(?<![\dA-Za-z]\d)\d{5}[- ]?\d{6}[- ]?\d{3})" + _NOT_ALNUM_AFTER)
-_CARD_RE = re.compile(r"(\d(?<![\dA-Za-z]\d)(?:[ -]?\d){15,18})" + _NOT_ALNUM_AFTER)
+_ID_RE = re.compile(rf"(\d(?<!\d\d)\d{{5}}{_SEP}?\d{{8}}{_SEP}?\d{{3}}[\dXxＸｘ])(?!\d)")
+_OLD_ID_RE = re.compile(rf"(\d(?<![\dA-Za-z]\d)\d{{5}}{_SEP}?\d{{6}}{_SEP}?\d{{3}})" + _NOT_ALNUM_AFTER)
+_CARD_RE = re.compile(rf"(\d(?<![\dA-Za-z]\d)(?:{_SEP}?\d){{15,18}})" + _NOT_ALNUM_AFTER)
 # [+＋]86, 86 or the 1 of the number itself, not after a digit
 _MOBILE_RE = re.compile(
-    r"([+＋8８1１](?<!\d.)(?:(?<=[+＋])[8８][6６][- ]?[1１]|(?<=[8８])[6６][- ]?[1１]|(?<=[1１]))"
-    r"[3-9３-９]\d[- ]?\d{4}[- ]?\d{4})(?!\d)"
+    rf"([+＋8８1１](?<!\d.)(?:(?<=[+＋])[8８][6６]{_SEP}?[1１]|(?<=[8８])[6６]{_SEP}?[1１]|(?<=[1１]))"
+    rf"[3-9３-９]\d{_SEP}?\d{{4}}{_SEP}?\d{{4}})(?!\d)"
 )
-_LANDLINE_RE = re.compile(r"([(0０](?<![\dA-Za-z].)(?:(?<=\()[0０]|(?<=[0０]))\d{2,3}\)?[- ]?\d{7,8})" + _NOT_ALNUM_AFTER)
+_LANDLINE_RE = re.compile(rf"([(0０](?<![\dA-Za-z].)(?:(?<=\()[0０]|(?<=[0０]))\d{{2,3}}\)?{_SEP}?\d{{7,8}})" + _NOT_ALNUM_AFTER)
 _EMAIL_RE = re.compile(r"([A-Za-z0-9._%+-]+)@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 # Every number pattern above needs at least seven digits (ASCII or full-width), at most one "-"
 # or " " between two of them (a landline's 7-8 digits, a mobile's 3-4-4 groups, a card's, an
 # ID's 6-8-4 or 6-6-3); a text with no such run and no "@" has nothing to mask, which is most
 # letters: one scan instead of six.
-_MAY_HOLD_NUMBER = re.compile(r"\d(?:[- ]?\d){6}")
+_MAY_HOLD_NUMBER = re.compile(rf"\d(?:{_SEP}?\d){{6}}")
 
 
 def _hide_middle(raw: str, head: int, tail: int) -> str:
     """Star every character of ``raw`` but the first ``head`` and last ``tail`` non-separators;
-    separators ("-", " ") stay where they are, so the length is the input's."""
-    n = len(raw) - raw.count("-") - raw.count(" ")
+    separators (``_SEPARATORS``) stay where they are, so the length is the input's."""
+    n = len(raw.translate(_DROP_SEPARATORS))
     out, i = [], 0
     for c in raw:
-        if c == "-" or c == " ":
+        if c in _SEPARATORS:
             out.append(c)
             continue
         out.append(c if i < head or i >= n - tail else "*")
@@ -157,12 +161,12 @@ def _mask_id(m: re.Match) -> str:
     s = m.group(1)
     if len(s) == 18:
         return s[:4] + "*" * 12 + s[-2:] if id_number_checksum_ok(s) else s
-    return _hide_middle(s, 4, 2) if id_number_checksum_ok(s.replace("-", "").replace(" ", "")) else s
+    return _hide_middle(s, 4, 2) if id_number_checksum_ok(s.translate(_DROP_SEPARATORS)) else s
 
 
 def _mask_old_id(m: re.Match) -> str:
     s = m.group(1)
-    return _hide_middle(s, 4, 2) if old_id_number_plausible(s.replace("-", "").replace(" ", "")) else s
+    return _hide_middle(s, 4, 2) if old_id_number_plausible(s.translate(_DROP_SEPARATORS)) else s
 
 
 def _mask_card(m: re.Match) -> str:
