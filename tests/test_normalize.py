@@ -2,6 +2,7 @@ import pytest
 
 from triage.normalize import (
     id_number_checksum_ok,
+    is_id_number_or_mobile,
     luhn_ok,
     mask_address,
     mask_field,
@@ -288,3 +289,21 @@ def test_fast_patterns_find_what_the_plain_patterns_find():
 def test_numbers_with_full_width_separators_are_masked(raw, hidden):
     masked = mask_pii(raw)
     assert hidden not in masked and "*" in masked
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (PHONE, True),
+        ("１３８００１３８０００", True),
+        ("+86 138-0013-8000", True),
+        (f" {ID18} ", True),
+        ("110105-19900307-1239", True),
+        ("2026112700000002", False),  # a serial that passes the card (Luhn) check is not personal
+        (f"ab{PHONE}cd", False),  # a code holding a mobile's digits, not a mobile
+        (ID18[:-1] + ("0" if ID18[-1] != "0" else "1"), False),  # wrong check digit
+        ("1380013800", False),
+    ],
+)
+def test_is_id_number_or_mobile_takes_the_whole_value(value, expected):
+    assert is_id_number_or_mobile(value) is expected

@@ -159,9 +159,15 @@ def _hide_middle(raw: str, head: int, tail: int) -> str:
 
 def _mask_id(m: re.Match) -> str:
     s = m.group(1)
-    if len(s) == 18:
-        return s[:4] + "*" * 12 + s[-2:] if id_number_checksum_ok(s) else s
     return _hide_middle(s, 4, 2) if id_number_checksum_ok(s.translate(_DROP_SEPARATORS)) else s
+
+
+def is_id_number_or_mobile(s: str) -> bool:
+    """``s``, as a whole (outer whitespace aside), is a resident ID number with a valid check
+    digit or a mobile number, the numbers :func:`mask_pii` finds (separators and full-width
+    digits allowed): personal data used where an identifier was expected."""
+    s = s.strip()
+    return id_number_checksum_ok(s.translate(_DROP_SEPARATORS)) or _MOBILE_RE.fullmatch(s) is not None
 
 
 def _mask_old_id(m: re.Match) -> str:

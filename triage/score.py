@@ -31,7 +31,6 @@ import gc
 import hashlib
 import json
 import os
-import re
 import shutil
 import sys
 import time
@@ -47,7 +46,7 @@ from triage import schema
 from triage.heap import batch_heap, keep_freed_memory
 from triage.io import CSV_SUFFIXES, XLSX_SUFFIXES, atomic_write, guard_formula, iter_table
 from triage.model import recurrence_keys
-from triage.normalize import id_number_checksum_ok, mask_field, mask_pii
+from triage.normalize import is_id_number_or_mobile, mask_field, mask_pii
 from triage.schema import OUTPUT_FIELDS, PII_FIELDS, SchemaError, display_name
 from triage.workbook import ACCEPT_DAYS
 
@@ -478,10 +477,6 @@ def _cell_out(value: Any) -> str:
     return str(value)
 
 
-#: a mobile number, ASCII or full-width, as a whole letter id
-_MOBILE_ID = re.compile(r"[1１][3-9３-９][0-9０-９]{9}")
-
-
 def _shown_id(value: Any, unmask: bool) -> Any:
     """A letter id as the output and the messages show it: masked only when the whole id is a
     resident ID number (valid check digit) or a mobile number, i.e. personal data used as the
@@ -489,8 +484,7 @@ def _shown_id(value: Any, unmask: bool) -> Any:
     find the letter in the bureau's own system."""
     if unmask or not isinstance(value, str):
         return value
-    s = value.strip()
-    return mask_pii(value) if id_number_checksum_ok(s) or _MOBILE_ID.fullmatch(s) else value
+    return mask_pii(value) if is_id_number_or_mobile(value) else value
 
 
 def _masked(full: pd.DataFrame, passthrough: Iterable[str]) -> pd.DataFrame:
