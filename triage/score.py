@@ -487,17 +487,30 @@ def _shown_id(value: Any, unmask: bool) -> Any:
     return mask_pii(value) if is_id_number_or_mobile(value) else value
 
 
+#: columns of free text, masked with mask_pii (the channel is the clerk's free text too)
+_FREE_TEXT = frozenset({"title", "text", "evidence", "channel"})
+
+
+def _mask_rule(name: str, passthrough: Iterable[str]):
+    """How column ``name`` is masked for export (a function of a non-empty text), or None: the
+    personal fields entirely, the id when it is personal data, free text and the clerk's own
+    columns with mask_pii; the model's outputs are left as they are."""
+    if name in PII_FIELDS:
+        return lambda v: mask_field(name, v)
+    if name == "id":
+        return lambda v: _shown_id(v, False)
+    if name in _FREE_TEXT or name in passthrough:
+        return mask_pii
+    return None
+
+
 def _masked(full: pd.DataFrame, passthrough: Iterable[str]) -> pd.DataFrame:
     out = full.copy()
-    for name in PII_FIELDS:
-        if name in out.columns:
-            out[name] = [mask_field(name, v) if isinstance(v, str) else v for v in out[name]]
-    # the channel is the clerk's free text too
-    for name in ("title", "text", "evidence", "channel", *passthrough):
-        if name in out.columns:
-            out[name] = [mask_pii(v) if isinstance(v, str) and v else v for v in out[name]]
-    if "id" in out.columns:
-        out["id"] = [_shown_id(v, False) for v in out["id"]]
+    passthrough = set(passthrough)
+    for name in out.columns:
+        rule = _mask_rule(name, passthrough)
+        if rule is not None:
+            out[name] = [rule(v) if isinstance(v, str) and v else v for v in out[name]]
     return out
 
 
@@ -506,9 +519,14 @@ def _rendered(task: _Task, full: pd.DataFrame | None = None) -> tuple[pd.DataFra
     columns as CSV text (masked unless ``task.unmask``)."""
     if full is None:
         full = _scored_frame(task)
-    known = set(OUTPUT_FIELDS) | set(schema.INPUT_BY_NAME)
-    shown = full if task.unmask else _masked(full, [c for c in full.columns if c not in known])
+    shown = full if task.unmask else _masked(full, _passthrough(full.columns))
     return full, [_column_out(shown[c]) for c in task.columns]
+
+
+def _passthrough(columns: Iterable[str]) -> list[str]:
+    """The clerk's own columns: neither an input field of the schema nor an output field."""
+    known = set(OUTPUT_FIELDS) | set(schema.INPUT_BY_NAME)
+    return [c for c in columns if c not in known]
 
 
 def _rendered_row_by_row(task: _Task) -> tuple[pd.DataFrame, list[list[str]]]:
@@ -542,12 +560,12 @@ def _bare_row(full: pd.DataFrame, task: _Task) -> list[list[str]]:
     """A one-row ``full`` as output cells taken one at a time (masked unless ``task.unmask``,
     formula-guarded); a cell that fails even so is left blank, and the row keeps its error."""
     out = []
+    passthrough = set(_passthrough(task.columns))
     for c in task.columns:
         try:
             text = _cell_out(full[c].iloc[0])
-            if not task.unmask:
-                text = mask_field(c, text) if c in PII_FIELDS else mask_pii(text)
-            out.append([guard_formula(text)])
+            rule = None if task.unmask or not text else _mask_rule(c, passthrough)
+            out.append([guard_formula(rule(text) if rule else text)])
         except Exception:  # noqa: BLE001
             out.append([""])
     return out
