@@ -351,15 +351,7 @@ def _raise_parser_error(exc: Exception, source: str, ncols: int) -> None:
     m = re.search(r"EOF inside string starting at row (\d+)", str(exc))
     if m:
         _raise_unclosed_quote(source, int(m.group(1)) + 1)
-    m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
-    if m:
-        raise SchemaError(
-            "这一行的列数多于表头",
-            source=source,
-            row=int(m.group(2)),
-            expected=f"{m.group(1)} 列",
-            found=f"{m.group(3)} 列",
-        ) from None
+    # (a row with more fields than the header never gets here: the file is read again, _repaired_rows)
     expected = f"{ncols} 列的表格" if ncols else "逗号（或制表符等）分隔的表格"
     raise SchemaError(f"CSV 格式错误（{exc}）", source=source, expected=expected) from None
 
