@@ -327,8 +327,7 @@ def _load_and_warm_up(model_dir, version: str) -> None:
     model_obj, _ = load_model(model_dir)
     _set_model(model_obj, version)
     try:
-        if hasattr(_MODEL, "prepare"):
-            _MODEL.prepare()
+        _MODEL.prepare()
         _MODEL.predict(pd.DataFrame({"title": ["预热"], "text": ["来信反映问题"], "recurrence": [1.0]}), version=_MODEL_VERSION)
     except Exception:  # noqa: BLE001 - a model that fails here reports its error on the real rows
         pass
